@@ -1,0 +1,205 @@
+// Package protocol defines Parley's WebSocket wire format: the frame envelope,
+// the payload of every frame type, the stable error codes and the protocol
+// version. The server, the Go SDK and the load generator all share it, so a
+// change here is a change to the public protocol: record it in Version's history.
+package protocol
+
+import (
+	"encoding/json"
+)
+
+// Version is the protocol version the server speaks; it is sent in the hello
+// frame so clients can tell what they are talking to.
+//
+// History:
+//   - 1 (2026-11-22): first version: send/ack, message, pull, conversations,
+//     read receipts, clear, presence, ping, kick.
+const Version = 1
+
+// Frame is the envelope of every WebSocket text message in both directions.
+// A client request carries an ID of the client's choosing; the server's reply
+// (of the reply type listed for the request, or an error frame) echoes it.
+// Frames the server pushes on its own (message, receipt, presence, kick,
+// hello) carry no ID.
+type Frame struct {
+	Type  string          `json:"type"`
+	ID    string          `json:"id,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	Error *Error          `json:"error,omitempty"`
+}
+
+// Frame types sent by clients, each with the type of its successful reply.
+const (
+	TypeSend          = "send"          // Send → ack
+	TypePull          = "pull"          // Pull → messages
+	TypeConversations = "conversations" // ConversationsRequest → conversations
+	TypeRead          = "read"          // Read → ok (Receipt)
+	TypeClear         = "clear"         // Clear → ok
+	TypeSubscribe     = "presence.subscribe"
+	TypeUnsubscribe   = "presence.unsubscribe"
+	TypePing          = "ping" // no data → pong
+)
+
+// Frame types sent by the server.
+const (
+	TypeAck      = "ack"      // reply to send: Ack
+	TypeMessages = "messages" // reply to pull: Messages
+	TypeOK       = "ok"       // reply with no payload, or a small one named per request
+	TypePong     = "pong"     // reply to ping: Pong
+	TypeError    = "error"    // reply to a failed request, or a connection-level error
+	TypeHello    = "hello"    // first frame on every connection: Hello
+	TypeMessage  = "message"  // a new message in one of the user's conversations: Message
+	TypeReceipt  = "receipt"  // someone read up to a seq: Receipt
+	TypePresence = "presence" // a subscribed user went online or offline: Presence
+	TypeKick     = "kick"     // the server is about to close this connection: Kick
+)
+
+// Hello is the first frame the server sends after a successful upgrade.
+type Hello struct {
+	Protocol    int    `json:"protocol"`
+	User        string `json:"user"`
+	Platform    string `json:"platform"`
+	Device      string `json:"device"`
+	HeartbeatMS int64  `json:"heartbeat_ms"` // send a ping at least this often
+	ServerTime  int64  `json:"server_time"`  // unix milliseconds
+}
+
+// Send asks the server to commit a message to a one-to-one conversation.
+// ClientID identifies the message for its sender: a resend with the same
+// ClientID returns the original Ack and stores nothing new.
+type Send struct {
+	ClientID    string          `json:"cid"`
+	To          string          `json:"to"`
+	ContentType string          `json:"ctype"`
+	Content     json.RawMessage `json:"content"`
+}
+
+// Ack is the server's reply to Send, sent only after the message is durably
+// committed. Duplicate is true when the send repeated an earlier ClientID.
+type Ack struct {
+	ClientID     string `json:"cid"`
+	Conversation string `json:"conv"`
+	Seq          int64  `json:"seq"`
+	ServerID     string `json:"sid"`
+	Time         int64  `json:"ts"` // unix milliseconds, assigned at commit
+	Duplicate    bool   `json:"dup,omitempty"`
+}
+
+// Message is a committed message, as pushed to devices and returned by pulls.
+type Message struct {
+	Conversation string          `json:"conv"`
+	Seq          int64           `json:"seq"`
+	ServerID     string          `json:"sid"`
+	ClientID     string          `json:"cid"`
+	From         string          `json:"from"`
+	To           string          `json:"to"`
+	ContentType  string          `json:"ctype"`
+	Content      json.RawMessage `json:"content"`
+	Time         int64           `json:"ts"` // unix milliseconds
+}
+
+// Directions of a pull.
+const (
+	Forward  = "forward"  // from From upwards (older to newer)
+	Backward = "backward" // from From downwards (newer to older)
+)
+
+// Pull asks for up to Limit messages of a conversation starting at seq From
+// (inclusive) in Direction. From 0 means the newest message when pulling
+// backward and the oldest visible one when pulling forward.
+type Pull struct {
+	Conversation string `json:"conv"`
+	From         int64  `json:"from"`
+	Direction    string `json:"dir,omitempty"` // Forward (default) or Backward
+	Limit        int    `json:"limit,omitempty"`
+}
+
+// Messages is the reply to Pull. Messages are always in ascending seq order.
+// MinSeq and MaxSeq bound what the user may see; More is true when the pull
+// stopped at Limit with visible messages left in that direction.
+type Messages struct {
+	Conversation string    `json:"conv"`
+	Messages     []Message `json:"messages"`
+	MinSeq       int64     `json:"min_seq"`
+	MaxSeq       int64     `json:"max_seq"`
+	More         bool      `json:"more"`
+}
+
+// ConversationsRequest asks for the user's conversations changed after
+// version Since (0 for all).
+type ConversationsRequest struct {
+	Since int64 `json:"since"`
+}
+
+// Conversation is one user's view of a conversation.
+type Conversation struct {
+	ID          string   `json:"id"`
+	Kind        string   `json:"kind"` // "direct"
+	Peer        string   `json:"peer,omitempty"`
+	MaxSeq      int64    `json:"max_seq"`
+	ReadSeq     int64    `json:"read_seq"`
+	MinSeq      int64    `json:"min_seq"` // lowest seq the user may see
+	Unread      int64    `json:"unread"`
+	LastMessage *Message `json:"last_message,omitempty"`
+	Version     int64    `json:"version"`
+}
+
+// Conversations is the reply to ConversationsRequest. Version is the value to
+// pass as Since next time.
+type Conversations struct {
+	Version       int64          `json:"version"`
+	Conversations []Conversation `json:"conversations"`
+}
+
+// Read marks a conversation read up to Seq for the user.
+type Read struct {
+	Conversation string `json:"conv"`
+	Seq          int64  `json:"seq"`
+}
+
+// Receipt tells a conversation's members, and the reader's other devices,
+// that Reader has read up to Seq. It is also the ok reply to Read.
+type Receipt struct {
+	Conversation string `json:"conv"`
+	Reader       string `json:"reader"`
+	Seq          int64  `json:"seq"`
+	Time         int64  `json:"ts"`
+}
+
+// Clear hides a conversation's history up to now for the user alone.
+// Its ok reply is the user's updated Conversation.
+type Clear struct {
+	Conversation string `json:"conv"`
+}
+
+// Subscribe (for presence.subscribe and presence.unsubscribe) names the users
+// whose presence the connection wants pushed. The ok reply to a subscribe is
+// a PresenceList with their current state.
+type Subscribe struct {
+	Users []string `json:"users"`
+}
+
+// Presence is one user's online state, aggregated over their devices.
+type Presence struct {
+	User     string `json:"user"`
+	Online   bool   `json:"online"`
+	Devices  int    `json:"devices"`
+	LastSeen int64  `json:"last_seen,omitempty"` // unix milliseconds; 0 if never seen
+}
+
+// PresenceList is the ok reply to a presence subscription.
+type PresenceList struct {
+	Presence []Presence `json:"presence"`
+}
+
+// Pong is the reply to ping.
+type Pong struct {
+	ServerTime int64 `json:"server_time"`
+}
+
+// Kick tells a connection why the server is closing it. Code is one of the
+// Kick* reasons.
+type Kick struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
