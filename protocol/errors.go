@@ -33,8 +33,8 @@ const (
 	CodeInternal         Code = "internal"           // a server fault; logged, retry may succeed
 
 	// Kick reasons: the code of a kick frame.
-	CodeKickReplaced   Code = "replaced"   // the same device connected again
-	CodeKickPolicy     Code = "policy"     // another device took this slot under the login policy
+	CodeKickReplaced   Code = "replaced" // the same device connected again
+	CodeKickPolicy     Code = "policy"   // another device took this slot under the login policy
 	CodeKickAdmin      Code = "forced_offline"
 	CodeKickIdle       Code = "heartbeat_timeout"
 	CodeKickShutdown   Code = "shutdown"
