@@ -1,0 +1,354 @@
+// Package account manages users, their passwords and the tokens devices
+// authenticate with, and the admin credential the app server uses.
+//
+// Tokens are HMAC-signed JWTs carrying user, platform, device and expiry;
+// they are checked without a store read. Revocation is a per-user (and
+// per-device) "not before" time kept in the store and cached in memory, so a
+// revoked token fails verification at once.
+//
+// A Service is safe for concurrent use.
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/store"
+)
+
+// Limits on user fields.
+const (
+	MaxNicknameRunes = 64
+	MaxAvatarURLLen  = 1024
+	MaxExtraBytes    = 4096
+	MaxPasswordBytes = 256
+	MinPasswordLen   = 8
+)
+
+// SystemUser is the reserved account the app server sends notifications as.
+const SystemUser = "system"
+
+// Meta keys under which the service keeps its secrets.
+const (
+	metaSigningKey   = "token_signing_key"
+	metaAdminKeyHash = "admin_key_sha256"
+)
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
+
+// ValidUserID reports whether id is a well-formed user id: 1 to 64 of
+// letters, digits, '.', '_', '@' and '-'.
+func ValidUserID(id string) bool { return idPattern.MatchString(id) }
+
+// Config configures a Service.
+type Config struct {
+	// AdminKey, when set, is the admin credential. When empty, one is
+	// generated on first start and returned once by New.
+	AdminKey string
+	// TokenTTL is the default and maximum lifetime of minted tokens.
+	TokenTTL time.Duration
+	// AllowRegistration enables self-registration with a password.
+	AllowRegistration bool
+	// HashConcurrency caps concurrent password hashes (each takes ~19 MiB).
+	HashConcurrency int
+}
+
+// Service is the account service.
+type Service struct {
+	cfg        Config
+	store      store.Store
+	signingKey []byte
+	adminHash  [sha256.Size]byte
+	hashSlots  chan struct{}
+	now        func() time.Time
+	known      sync.Map // user ids known to exist
+
+	mu          sync.RWMutex
+	revocations map[revocationKey]time.Time // guarded by mu
+	onRevoke    func(user, device string)   // guarded by mu
+}
+
+type revocationKey struct{ user, device string }
+
+// New returns a Service on st. It loads or creates the token signing key and
+// the admin credential; newAdminKey is the generated admin key on the very
+// first start (show it once) and empty otherwise.
+func New(ctx context.Context, st store.Store, cfg Config) (s *Service, newAdminKey string, err error) {
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = 7 * 24 * time.Hour
+	}
+	if cfg.HashConcurrency <= 0 {
+		cfg.HashConcurrency = 2
+	}
+	s = &Service{
+		cfg:         cfg,
+		store:       st,
+		hashSlots:   make(chan struct{}, cfg.HashConcurrency),
+		now:         time.Now,
+		revocations: make(map[revocationKey]time.Time),
+	}
+	key, err := st.SetMetaValue(ctx, metaSigningKey, randomString(32))
+	if err != nil {
+		return nil, "", fmt.Errorf("account: load signing key: %w", err)
+	}
+	if s.signingKey, err = base64.RawURLEncoding.DecodeString(key); err != nil {
+		return nil, "", fmt.Errorf("account: decode signing key: %w", err)
+	}
+	if cfg.AdminKey != "" {
+		s.adminHash = sha256.Sum256([]byte(cfg.AdminKey))
+	} else {
+		candidate := "pk_" + randomString(24)
+		sum := sha256.Sum256([]byte(candidate))
+		stored, err := st.SetMetaValue(ctx, metaAdminKeyHash, hex.EncodeToString(sum[:]))
+		if err != nil {
+			return nil, "", fmt.Errorf("account: load admin key: %w", err)
+		}
+		if stored == hex.EncodeToString(sum[:]) {
+			newAdminKey = candidate
+		}
+		raw, err := hex.DecodeString(stored)
+		if err != nil || len(raw) != sha256.Size {
+			return nil, "", fmt.Errorf("account: stored admin key hash is malformed")
+		}
+		copy(s.adminHash[:], raw)
+	}
+	revs, err := st.Revocations(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("account: load revocations: %w", err)
+	}
+	for _, r := range revs {
+		s.revocations[revocationKey{r.User, r.Device}] = r.Before
+	}
+	if err := s.ensureSystemUser(ctx); err != nil {
+		return nil, "", err
+	}
+	return s, newAdminKey, nil
+}
+
+func (s *Service) ensureSystemUser(ctx context.Context) error {
+	now := s.now().UTC()
+	err := s.store.CreateUser(ctx, store.User{ID: SystemUser, Nickname: "System", CreatedAt: now, UpdatedAt: now})
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("account: create system user: %w", err)
+	}
+	return nil
+}
+
+// OnRevoke registers f to be called after tokens are revoked (device is empty
+// when all the user's devices were revoked), so live connections can be closed.
+func (s *Service) OnRevoke(f func(user, device string)) {
+	s.mu.Lock()
+	s.onRevoke = f
+	s.mu.Unlock()
+}
+
+// IsAdmin reports whether key is the admin credential, in constant time.
+func (s *Service) IsAdmin(key string) bool {
+	sum := sha256.Sum256([]byte(key))
+	return subtle.ConstantTimeCompare(sum[:], s.adminHash[:]) == 1
+}
+
+// NewUser is the input to CreateUser. An empty ID asks for a generated one.
+type NewUser struct {
+	ID        string          `json:"id"`
+	Nickname  string          `json:"nickname"`
+	AvatarURL string          `json:"avatar_url"`
+	Extra     json.RawMessage `json:"extra,omitempty"`
+	Password  string          `json:"password,omitempty"`
+}
+
+// CreateUser validates and stores a new user.
+func (s *Service) CreateUser(ctx context.Context, in NewUser) (store.User, error) {
+	if in.ID == "" {
+		in.ID = "u_" + randomHex(8)
+	}
+	if !ValidUserID(in.ID) {
+		return store.User{}, protocol.Errorf(protocol.CodeInvalidArgument, "user id must be 1-64 letters, digits, '.', '_', '@' or '-'")
+	}
+	if err := validateProfile(&in.Nickname, &in.AvatarURL, &in.Extra); err != nil {
+		return store.User{}, err
+	}
+	now := s.now().UTC()
+	u := store.User{ID: in.ID, Nickname: in.Nickname, AvatarURL: in.AvatarURL, Extra: in.Extra, CreatedAt: now, UpdatedAt: now}
+	if in.Password != "" {
+		hash, err := s.hashPassword(ctx, in.Password)
+		if err != nil {
+			return store.User{}, err
+		}
+		u.PasswordHash = hash
+	}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return store.User{}, protocol.Errorf(protocol.CodeAlreadyExists, "user %q already exists", in.ID)
+		}
+		return store.User{}, fmt.Errorf("account: create user: %w", err)
+	}
+	return u, nil
+}
+
+// UserUpdate is the input to UpdateUser; nil fields are left as they are.
+type UserUpdate struct {
+	Nickname  *string          `json:"nickname"`
+	AvatarURL *string          `json:"avatar_url"`
+	Extra     *json.RawMessage `json:"extra"`
+	Password  *string          `json:"password"`
+}
+
+// UpdateUser validates and applies an update.
+func (s *Service) UpdateUser(ctx context.Context, id string, in UserUpdate) (store.User, error) {
+	up := store.UserUpdate{Nickname: in.Nickname, AvatarURL: in.AvatarURL, Extra: in.Extra}
+	var nick, avatar string
+	var extra json.RawMessage
+	if in.Nickname != nil {
+		nick = *in.Nickname
+	}
+	if in.AvatarURL != nil {
+		avatar = *in.AvatarURL
+	}
+	if in.Extra != nil {
+		extra = *in.Extra
+	}
+	if err := validateProfile(&nick, &avatar, &extra); err != nil {
+		return store.User{}, err
+	}
+	if in.Password != nil {
+		hash, err := s.hashPassword(ctx, *in.Password)
+		if err != nil {
+			return store.User{}, err
+		}
+		up.PasswordHash = &hash
+	}
+	u, err := s.store.UpdateUser(ctx, id, up, s.now().UTC())
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, protocol.Errorf(protocol.CodeNotFound, "no user %q", id)
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("account: update user: %w", err)
+	}
+	return u, nil
+}
+
+func validateProfile(nickname, avatarURL *string, extra *json.RawMessage) error {
+	switch {
+	case !utf8.ValidString(*nickname) || !utf8.ValidString(*avatarURL):
+		return protocol.Errorf(protocol.CodeInvalidUTF8, "nickname and avatar_url must be valid UTF-8")
+	case utf8.RuneCountInString(*nickname) > MaxNicknameRunes:
+		return protocol.Errorf(protocol.CodeInvalidArgument, "nickname is longer than %d characters", MaxNicknameRunes)
+	case len(*avatarURL) > MaxAvatarURLLen:
+		return protocol.Errorf(protocol.CodeInvalidArgument, "avatar_url is longer than %d bytes", MaxAvatarURLLen)
+	case len(*extra) > MaxExtraBytes:
+		return protocol.Errorf(protocol.CodeInvalidArgument, "extra is larger than %d bytes", MaxExtraBytes)
+	case len(*extra) > 0 && !json.Valid(*extra):
+		return protocol.Errorf(protocol.CodeInvalidArgument, "extra must be valid JSON")
+	}
+	if string(*extra) == "null" {
+		*extra = nil
+	}
+	return nil
+}
+
+// User returns a user or a not_found error.
+func (s *Service) User(ctx context.Context, id string) (store.User, error) {
+	u, err := s.store.User(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, protocol.Errorf(protocol.CodeNotFound, "no user %q", id)
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("account: get user: %w", err)
+	}
+	return u, nil
+}
+
+// ListUsers lists users matching q; Limit is clamped to 1..1000 (default 100).
+func (s *Service) ListUsers(ctx context.Context, q store.UserQuery) ([]store.User, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	q.Limit = min(q.Limit, 1000)
+	users, err := s.store.ListUsers(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("account: list users: %w", err)
+	}
+	return users, nil
+}
+
+// Revoke invalidates every token of user issued until now, or of one device
+// when device is not empty, and tells the OnRevoke hook.
+func (s *Service) Revoke(ctx context.Context, user, device string) error {
+	if _, err := s.User(ctx, user); err != nil {
+		return err
+	}
+	// Tokens carry millisecond issue times; a token minted in the same
+	// millisecond as the revocation is revoked too.
+	before := s.now().UTC().Truncate(time.Millisecond).Add(time.Millisecond)
+	if err := s.store.Revoke(ctx, store.Revocation{User: user, Device: device, Before: before}); err != nil {
+		return fmt.Errorf("account: revoke: %w", err)
+	}
+	s.mu.Lock()
+	k := revocationKey{user, device}
+	if before.After(s.revocations[k]) {
+		s.revocations[k] = before
+	}
+	hook := s.onRevoke
+	s.mu.Unlock()
+	if hook != nil {
+		hook(user, device)
+	}
+	return nil
+}
+
+func (s *Service) revokedBefore(user, device string) time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	all := s.revocations[revocationKey{user, ""}]
+	one := s.revocations[revocationKey{user, device}]
+	if one.After(all) {
+		return one
+	}
+	return all
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// UserExists reports whether a user exists. Positive answers are cached:
+// users are never deleted.
+func (s *Service) UserExists(ctx context.Context, id string) (bool, error) {
+	if _, ok := s.known.Load(id); ok {
+		return true, nil
+	}
+	_, err := s.store.User(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("account: user exists: %w", err)
+	}
+	s.known.Store(id, struct{}{})
+	return true, nil
+}

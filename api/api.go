@@ -1,0 +1,406 @@
+// Package api is Parley's REST API under /v1/: the app server's admin
+// endpoints (users, tokens, sessions, system messages) and the endpoints
+// devices use besides the WebSocket (login, history, conversations).
+//
+// Every request is authenticated by a bearer credential: the admin key, or a
+// user token. Errors are JSON bodies {"error":{"code":…,"message":…}} with the
+// codes of package protocol and their HTTP statuses. docs/openapi.yaml is the
+// contract; a test checks that every route here appears in it.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parleyim/parley/account"
+	"github.com/parleyim/parley/gateway"
+	"github.com/parleyim/parley/message"
+	"github.com/parleyim/parley/metrics"
+	"github.com/parleyim/parley/presence"
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/store"
+)
+
+// maxBodyBytes bounds every request body.
+const maxBodyBytes = 1 << 20
+
+// API holds the services the REST handlers call.
+type API struct {
+	Accounts *account.Service
+	Messages *message.Service
+	Gateway  *gateway.Gateway
+	Presence *presence.Registry
+	Log      *slog.Logger
+}
+
+// Routes registers the API's handlers on mux.
+func (a *API) Routes(mux *http.ServeMux) {
+	a.handle(mux, "POST /v1/auth/register", public, a.register)
+	a.handle(mux, "POST /v1/auth/login", public, a.login)
+	a.handle(mux, "POST /v1/users", adminOnly, a.createUser)
+	a.handle(mux, "GET /v1/users", adminOnly, a.listUsers)
+	a.handle(mux, "GET /v1/users/{id}", anyone, a.getUser)
+	a.handle(mux, "PATCH /v1/users/{id}", anyone, a.updateUser)
+	a.handle(mux, "POST /v1/users/{id}/tokens", adminOnly, a.mintToken)
+	a.handle(mux, "DELETE /v1/users/{id}/tokens", adminOnly, a.revokeTokens)
+	a.handle(mux, "POST /v1/users/{id}/kick", adminOnly, a.kick)
+	a.handle(mux, "GET /v1/sessions", adminOnly, a.sessions)
+	a.handle(mux, "GET /v1/presence", anyone, a.presence)
+	a.handle(mux, "POST /v1/messages", anyone, a.send)
+	a.handle(mux, "GET /v1/conversations", anyone, a.conversations)
+	a.handle(mux, "GET /v1/conversations/{conv}/messages", anyone, a.pull)
+	a.handle(mux, "POST /v1/conversations/{conv}/read", anyone, a.markRead)
+	a.handle(mux, "POST /v1/conversations/{conv}/clear", anyone, a.clear)
+}
+
+// who a route admits
+type access int
+
+const (
+	public access = iota
+	adminOnly
+	anyone // the admin key or a user token
+)
+
+// caller is the authenticated party of a request: the admin, or a user.
+type caller struct {
+	admin bool
+	user  string
+}
+
+type handlerFunc func(ctx context.Context, who caller, r *http.Request) (status int, body any, err error)
+
+func (a *API) handle(mux *http.ServeMux, pattern string, acc access, h handlerFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		status, body, err := a.serve(acc, h, r)
+		if err != nil {
+			e := protocol.AsError(err)
+			if e.Code == protocol.CodeInternal {
+				a.Log.Error("request failed", "route", pattern, "err", err)
+			}
+			metrics.Errors.WithLabelValues(string(e.Code)).Inc()
+			status, body = e.Code.HTTPStatus(), map[string]any{"error": e}
+		}
+		metrics.HTTPRequests.WithLabelValues(pattern, strconv.Itoa(status)).Inc()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		if body != nil {
+			json.NewEncoder(w).Encode(body)
+		}
+	})
+}
+
+func (a *API) serve(acc access, h handlerFunc, r *http.Request) (int, any, error) {
+	var who caller
+	if acc != public {
+		cred, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		switch {
+		case !ok || cred == "":
+			return 0, nil, protocol.Errorf(protocol.CodeUnauthenticated, "an Authorization: Bearer credential is required")
+		case a.Accounts.IsAdmin(cred):
+			who.admin = true
+		case acc == adminOnly:
+			return 0, nil, protocol.Errorf(protocol.CodeForbidden, "this endpoint needs the admin key")
+		default:
+			claims, err := a.Accounts.Verify(cred)
+			if err != nil {
+				return 0, nil, err
+			}
+			who.user = claims.User
+		}
+	}
+	return h(r.Context(), who, r)
+}
+
+// decodeBody decodes a JSON request body strictly into v.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return protocol.Errorf(protocol.CodeFrameTooLarge, "request body is larger than %d bytes", maxBodyBytes)
+		}
+		if errors.Is(err, io.EOF) {
+			return protocol.Errorf(protocol.CodeInvalidArgument, "a JSON request body is required")
+		}
+		return protocol.Errorf(protocol.CodeInvalidArgument, "request body: %v", err)
+	}
+	return nil
+}
+
+// subject is the user a request acts for: the caller, or for the admin the
+// user named by the "user" query parameter.
+func subject(who caller, r *http.Request) (string, error) {
+	if !who.admin {
+		return who.user, nil
+	}
+	u := r.URL.Query().Get("user")
+	if u == "" {
+		return "", protocol.Errorf(protocol.CodeInvalidArgument, "the admin must name a user with ?user=")
+	}
+	return u, nil
+}
+
+func queryInt(r *http.Request, name string) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, protocol.Errorf(protocol.CodeInvalidArgument, "%s must be an integer", name)
+	}
+	return n, nil
+}
+
+// userJSON is a user as the API shows it; the password hash never leaves.
+type userJSON struct {
+	ID        string          `json:"id"`
+	Nickname  string          `json:"nickname"`
+	AvatarURL string          `json:"avatar_url"`
+	Extra     json.RawMessage `json:"extra,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+func toUserJSON(u store.User) userJSON {
+	return userJSON{ID: u.ID, Nickname: u.Nickname, AvatarURL: u.AvatarURL, Extra: u.Extra, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+func (a *API) register(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
+	var in account.NewUser
+	if err := decodeBody(r, &in); err != nil {
+		return 0, nil, err
+	}
+	res, err := a.Accounts.Register(ctx, in)
+	return http.StatusCreated, res, err
+}
+
+type loginRequest struct {
+	ID       string `json:"id"`
+	Password string `json:"password"`
+	Platform string `json:"platform"`
+	Device   string `json:"device"`
+}
+
+type tokenResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (a *API) login(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
+	var in loginRequest
+	if err := decodeBody(r, &in); err != nil {
+		return 0, nil, err
+	}
+	tok, exp, err := a.Accounts.Login(ctx, in.ID, in.Password, in.Platform, in.Device)
+	return http.StatusOK, tokenResponse{tok, exp}, err
+}
+
+func (a *API) createUser(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
+	var in account.NewUser
+	if err := decodeBody(r, &in); err != nil {
+		return 0, nil, err
+	}
+	u, err := a.Accounts.CreateUser(ctx, in)
+	return http.StatusCreated, map[string]any{"user": toUserJSON(u)}, err
+}
+
+func (a *API) listUsers(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		return 0, nil, err
+	}
+	q := r.URL.Query()
+	users, err := a.Accounts.ListUsers(ctx, store.UserQuery{Search: q.Get("search"), After: q.Get("after"), Limit: int(limit)})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := make([]userJSON, len(users))
+	for i, u := range users {
+		out[i] = toUserJSON(u)
+	}
+	next := ""
+	if len(users) > 0 && (limit == 0 || len(users) == int(limit)) {
+		next = users[len(users)-1].ID
+	}
+	return http.StatusOK, map[string]any{"users": out, "next": next}, nil
+}
+
+func (a *API) getUser(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
+	u, err := a.Accounts.User(ctx, r.PathValue("id"))
+	return http.StatusOK, map[string]any{"user": toUserJSON(u)}, err
+}
+
+func (a *API) updateUser(ctx context.Context, who caller, r *http.Request) (int, any, error) {
+	id := r.PathValue("id")
+	if !who.admin && who.user != id {
+		return 0, nil, protocol.Errorf(protocol.CodeForbidden, "users may only update themselves")
+	}
+	var in account.UserUpdate
+	if err := decodeBody(r, &in); err != nil {
+		return 0, nil, err
+	}
+	u, err := a.Accounts.UpdateUser(ctx, id, in)
+	return http.StatusOK, map[string]any{"user": toUserJSON(u)}, err
+}
+
+type tokenRequest struct {
+	Platform   string `json:"platform"`
+	Device     string `json:"device"`
+	TTLSeconds int64  `json:"ttl_seconds"`
+}
+
+func (a *API) mintToken(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
+	var in tokenRequest
+	if err := decodeBody(r, &in); err != nil {
+		return 0, nil, err
+	}
+	tok, exp, err := a.Accounts.IssueToken(ctx, r.PathValue("id"), in.Platform, in.Device, time.Duration(in.TTLSeconds)*time.Second)
+	return http.StatusOK, tokenResponse{tok, exp}, err
+}
+
+func (a *API) revokeTokens(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
+	err := a.Accounts.Revoke(ctx, r.PathValue("id"), r.URL.Query().Get("device"))
+	return http.StatusNoContent, nil, err
+}
+
+type kickRequest struct {
+	Device string `json:"device"`
+}
+
+// kick forces a device (or all the user's devices) offline: its tokens are
+// revoked so it cannot come back until the app mints a new one.
+func (a *API) kick(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
+	var in kickRequest
+	if err := decodeBody(r, &in); err != nil {
+		return 0, nil, err
+	}
+	user := r.PathValue("id")
+	n := a.Gateway.KickDevice(user, in.Device, protocol.CodeKickAdmin)
+	if err := a.Accounts.Revoke(ctx, user, in.Device); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]int{"kicked": n}, nil
+}
+
+func (a *API) sessions(_ context.Context, _ caller, r *http.Request) (int, any, error) {
+	return http.StatusOK, map[string]any{"sessions": a.Gateway.Hub().Sessions(r.URL.Query().Get("user"))}, nil
+}
+
+func (a *API) presence(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
+	raw := r.URL.Query().Get("users")
+	if raw == "" {
+		return 0, nil, protocol.Errorf(protocol.CodeInvalidArgument, "users is required: a comma-separated list of user ids")
+	}
+	users := strings.Split(raw, ",")
+	if len(users) > 1000 {
+		return 0, nil, protocol.Errorf(protocol.CodeInvalidArgument, "at most 1000 users per request")
+	}
+	for _, u := range users {
+		if !account.ValidUserID(u) {
+			return 0, nil, protocol.Errorf(protocol.CodeInvalidArgument, "%q is not a user id", u)
+		}
+	}
+	return http.StatusOK, protocol.PresenceList{Presence: a.Presence.Get(ctx, users)}, nil
+}
+
+type sendRequest struct {
+	From        string          `json:"from"`
+	To          string          `json:"to"`
+	ClientID    string          `json:"cid"`
+	ContentType string          `json:"ctype"`
+	Content     json.RawMessage `json:"content"`
+}
+
+// send commits a message. Users send as themselves; the admin sends as any
+// user, or as the system account when from is empty.
+func (a *API) send(ctx context.Context, who caller, r *http.Request) (int, any, error) {
+	var in sendRequest
+	if err := decodeBody(r, &in); err != nil {
+		return 0, nil, err
+	}
+	from := who.user
+	if who.admin {
+		from = in.From
+		if from == "" {
+			from = account.SystemUser
+		}
+		if _, err := a.Accounts.User(ctx, from); err != nil {
+			return 0, nil, err
+		}
+	} else if in.From != "" && in.From != who.user {
+		return 0, nil, protocol.Errorf(protocol.CodeForbidden, "users may only send as themselves")
+	}
+	if in.ClientID == "" {
+		in.ClientID = "rest-" + rand.Text()
+	}
+	ack, err := a.Messages.Send(ctx, message.SendRequest{From: from, To: in.To, ClientID: in.ClientID, ContentType: in.ContentType, Content: in.Content})
+	return http.StatusOK, ack, err
+}
+
+func (a *API) conversations(ctx context.Context, who caller, r *http.Request) (int, any, error) {
+	user, err := subject(who, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	since, err := queryInt(r, "since")
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := a.Messages.Conversations(ctx, user, since)
+	return http.StatusOK, res, err
+}
+
+func (a *API) pull(ctx context.Context, who caller, r *http.Request) (int, any, error) {
+	user, err := subject(who, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	from, err := queryInt(r, "from")
+	if err != nil {
+		return 0, nil, err
+	}
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := a.Messages.Pull(ctx, user, protocol.Pull{Conversation: r.PathValue("conv"), From: from, Direction: r.URL.Query().Get("dir"), Limit: int(limit)})
+	return http.StatusOK, res, err
+}
+
+type readRequest struct {
+	Seq int64 `json:"seq"`
+}
+
+func (a *API) markRead(ctx context.Context, who caller, r *http.Request) (int, any, error) {
+	user, err := subject(who, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	var in readRequest
+	if err := decodeBody(r, &in); err != nil {
+		return 0, nil, err
+	}
+	res, err := a.Messages.MarkRead(ctx, user, protocol.Read{Conversation: r.PathValue("conv"), Seq: in.Seq}, 0)
+	return http.StatusOK, res, err
+}
+
+func (a *API) clear(ctx context.Context, who caller, r *http.Request) (int, any, error) {
+	user, err := subject(who, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := a.Messages.Clear(ctx, user, r.PathValue("conv"))
+	return http.StatusOK, res, err
+}

@@ -1,0 +1,256 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/parleyim/parley/metrics"
+	"github.com/parleyim/parley/protocol"
+)
+
+const (
+	opText  = ws.OpText
+	opPong  = ws.OpPong
+	opClose = ws.OpClose
+)
+
+// outFrame is one frame waiting in a connection's outbound queue. Payloads
+// are shared between connections (a fan-out frame is encoded once) and never
+// modified.
+type outFrame struct {
+	payload []byte
+	op      ws.OpCode
+}
+
+// conn is one WebSocket connection. Its read goroutine (run) owns the
+// connection's lifetime; a write goroutine exists only while the outbound
+// queue is not empty, so an idle connection costs one parked goroutine and
+// this struct.
+type conn struct {
+	id          uint64
+	gw          *Gateway
+	nc          net.Conn
+	user        string
+	platform    string
+	class       string
+	device      string
+	remote      string
+	connectedAt time.Time
+
+	subs []string // presence subscriptions; owned by the read goroutine
+
+	mu      sync.Mutex
+	queue   []outFrame     // guarded by mu
+	queued  int            // bytes in queue; guarded by mu
+	writing bool           // a write goroutine is running; guarded by mu
+	closing bool           // no more frames are queued; guarded by mu
+	writers sync.WaitGroup // the write goroutine, waited for by run
+}
+
+// Push implements presence.Subscriber.
+func (c *conn) Push(frame []byte) { c.enqueue(frame, opText) }
+
+// enqueue adds a frame to the outbound queue and starts the write goroutine
+// if none runs. If the queue is over its limits the connection is a slow
+// consumer: its queue is dropped and it is closed (the client resyncs when it
+// reconnects). It reports whether the frame was queued.
+func (c *conn) enqueue(payload []byte, op ws.OpCode) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	cfg := &c.gw.cfg
+	if len(c.queue) >= cfg.QueueFrames || c.queued+len(payload) > cfg.QueueBytes {
+		c.closing = true
+		c.queue, c.queued = nil, 0
+		c.mu.Unlock()
+		metrics.SlowConsumers.Inc()
+		metrics.Kicks.WithLabelValues(string(protocol.CodeKickSlowClient)).Inc()
+		c.gw.log.Info("closing slow consumer", "user", c.user, "device", c.device)
+		c.nc.Close()
+		return false
+	}
+	c.queue = append(c.queue, outFrame{payload, op})
+	c.queued += len(payload)
+	c.startWriterLocked()
+	c.mu.Unlock()
+	return true
+}
+
+// startWriterLocked starts the write goroutine unless it runs. Callers hold mu.
+func (c *conn) startWriterLocked() {
+	if !c.writing {
+		c.writing = true
+		c.writers.Add(1)
+		go c.writeLoop()
+	}
+}
+
+// kick queues a kick frame as the last frame and closes the connection once
+// it is written.
+func (c *conn) kick(code protocol.Code, msg string) {
+	frame := encodeFrame(protocol.TypeKick, "", protocol.Kick{Code: code, Message: msg})
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, outFrame{frame, opText})
+	c.closing = true
+	c.startWriterLocked()
+	c.mu.Unlock()
+	metrics.Kicks.WithLabelValues(string(code)).Inc()
+}
+
+// writeLoop writes queued frames in batches, one writev per batch, until the
+// queue is empty. If the connection is closing it closes it after the last
+// frame.
+func (c *conn) writeLoop() {
+	defer c.writers.Done()
+	var headers []byte
+	var bufs net.Buffers
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		c.queue, c.queued = nil, 0
+		if len(batch) == 0 {
+			c.writing = false
+			closing := c.closing
+			c.mu.Unlock()
+			if closing {
+				c.nc.Close()
+			}
+			return
+		}
+		c.mu.Unlock()
+
+		headers = headers[:0]
+		for _, f := range batch {
+			headers = appendHeader(headers, f.op, len(f.payload))
+		}
+		bufs = bufs[:0]
+		off := 0
+		for _, f := range batch {
+			n := headerSize(len(f.payload))
+			bufs = append(bufs, headers[off:off+n], f.payload)
+			off += n
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
+		if _, err := bufs.WriteTo(c.nc); err != nil {
+			c.mu.Lock()
+			c.closing = true
+			c.queue, c.queued = nil, 0
+			c.writing = false
+			c.mu.Unlock()
+			c.nc.Close()
+			return
+		}
+		metrics.FramesOut.Add(float64(len(batch)))
+	}
+}
+
+func headerSize(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xffff:
+		return 4
+	default:
+		return 10
+	}
+}
+
+// appendHeader appends an unmasked, final server frame header.
+func appendHeader(b []byte, op ws.OpCode, n int) []byte {
+	first := 0x80 | byte(op)
+	switch {
+	case n < 126:
+		return append(b, first, byte(n))
+	case n <= 0xffff:
+		return binary.BigEndian.AppendUint16(append(b, first, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, first, 127), uint64(n))
+	}
+}
+
+var errProtocol = errors.New("gateway: websocket protocol violation")
+
+// readFrame reads the next complete data message (text, or a control frame
+// answered in place), enforcing the size limit. It returns the payload of a
+// text message, unmasked. Messages over the limit are discarded, up to
+// discardLimit bytes, and reported with tooLarge so the connection survives.
+func (c *conn) readFrame(r io.Reader, hdr []byte) (payload []byte, tooLarge bool, err error) {
+	limit := int64(c.gw.cfg.MaxFrameBytes)
+	var msg []byte
+	var total int64
+	fragmented := false
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(c.gw.cfg.IdleTimeout))
+		h, err := ws.ReadHeaderBuffer(r, hdr)
+		if err != nil {
+			return nil, false, err
+		}
+		if !h.Masked || h.Rsv != 0 {
+			return nil, false, errProtocol
+		}
+		if h.OpCode.IsControl() {
+			if !h.Fin || h.Length > 125 {
+				return nil, false, errProtocol
+			}
+			body := make([]byte, h.Length)
+			if _, err := io.ReadFull(r, body); err != nil {
+				return nil, false, err
+			}
+			ws.Cipher(body, h.Mask, 0)
+			switch h.OpCode {
+			case ws.OpPing:
+				c.enqueue(body, opPong)
+			case ws.OpClose:
+				return nil, false, io.EOF
+			}
+			continue
+		}
+		switch {
+		case h.OpCode == ws.OpContinuation && !fragmented,
+			h.OpCode != ws.OpContinuation && fragmented,
+			h.OpCode == ws.OpBinary:
+			return nil, false, errProtocol
+		}
+		total += h.Length
+		if total > limit || tooLarge {
+			tooLarge = true
+			msg = nil
+			if total > discardLimit {
+				return nil, true, errProtocol
+			}
+			if _, err := io.CopyN(io.Discard, r, h.Length); err != nil {
+				return nil, true, err
+			}
+		} else {
+			start := len(msg)
+			msg = append(msg, make([]byte, h.Length)...)
+			if _, err := io.ReadFull(r, msg[start:]); err != nil {
+				return nil, false, err
+			}
+			ws.Cipher(msg[start:], h.Mask, 0)
+		}
+		if h.Fin {
+			return msg, tooLarge, nil
+		}
+		fragmented = true
+	}
+}
+
+// discardLimit is the largest oversize message the gateway reads and throws
+// away to keep the connection; beyond it the connection is closed.
+const discardLimit = 4 << 20
+
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }

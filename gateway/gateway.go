@@ -1,0 +1,451 @@
+// Package gateway is Parley's WebSocket gateway: it authenticates devices at
+// upgrade, applies the login policy, reads and answers client frames, and
+// writes server frames through a bounded per-connection queue.
+//
+// # Concurrency model
+//
+// Each connection has one read goroutine that owns it: it reads frames,
+// answers them and, when the connection ends, unregisters it and waits for
+// its writer. Writes go through the connection's outbound queue; a write
+// goroutine runs only while the queue holds frames and writes them in
+// batches with one writev. An idle connection therefore costs one parked
+// goroutine with a small stack and no buffers (see docs/benchmarks.md).
+// Sends are handed to the message service without waiting for the commit:
+// the ack is queued by the message service's delivery goroutine.
+//
+// # Slow consumers
+//
+// A connection whose queue exceeds QueueFrames frames or QueueBytes bytes is
+// closed at once and counted in parley_gateway_slow_consumers_total; its
+// client reconnects and catches up through sync, so nothing is lost.
+//
+// # Lifecycle
+//
+// New returns a Gateway ready to serve; Shutdown refuses new connections,
+// sends every connection a shutdown kick, and waits for them to close.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+
+	"github.com/parleyim/parley/account"
+	"github.com/parleyim/parley/message"
+	"github.com/parleyim/parley/metrics"
+	"github.com/parleyim/parley/presence"
+	"github.com/parleyim/parley/protocol"
+)
+
+// Config configures a Gateway. Zero values take the defaults shown.
+type Config struct {
+	Heartbeat     time.Duration // how often clients should ping: 25s
+	IdleTimeout   time.Duration // close a connection silent this long: 60s
+	WriteTimeout  time.Duration // give up on a blocked write after: 10s
+	MaxFrameBytes int           // largest client message: 64 KiB
+	QueueFrames   int           // outbound queue limit in frames: 1024
+	QueueBytes    int           // outbound queue limit in bytes: 4 MiB
+	MaxSubscribe  int           // presence subscriptions per connection: 1000
+}
+
+func (c *Config) setDefaults() {
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 25 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = 64 << 10
+	}
+	if c.QueueFrames <= 0 {
+		c.QueueFrames = 1024
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = 4 << 20
+	}
+	if c.MaxSubscribe <= 0 {
+		c.MaxSubscribe = 1000
+	}
+}
+
+// Authenticator verifies device tokens.
+type Authenticator interface {
+	Verify(token string) (account.Claims, error)
+}
+
+// Gateway serves WebSocket connections at /v1/ws. It is an http.Handler.
+type Gateway struct {
+	cfg      Config
+	auth     Authenticator
+	hub      *Hub
+	messages *message.Service
+	presence *presence.Registry
+	log      *slog.Logger
+
+	ctx     context.Context // cancelled by Shutdown, for requests in flight
+	cancel  context.CancelFunc
+	nextID  atomic.Uint64
+	closing atomic.Bool
+	conns   sync.WaitGroup // read goroutines
+}
+
+// New returns a Gateway.
+func New(cfg Config, auth Authenticator, hub *Hub, messages *message.Service, pres *presence.Registry, log *slog.Logger) *Gateway {
+	cfg.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Gateway{cfg: cfg, auth: auth, hub: hub, messages: messages, presence: pres, log: log, ctx: ctx, cancel: cancel}
+}
+
+// ServeHTTP authenticates and upgrades a connection. The token comes from
+// "Authorization: Bearer" or, for browsers, the "token" query parameter.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.closing.Load() {
+		writeHTTPError(w, protocol.Errorf(protocol.CodeUnavailable, "server is shutting down"))
+		return
+	}
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if token == "" {
+		token = r.URL.Query().Get("token")
+	}
+	if token == "" {
+		writeHTTPError(w, protocol.Errorf(protocol.CodeUnauthenticated, "a token is required"))
+		return
+	}
+	claims, err := g.auth.Verify(token)
+	if err != nil {
+		writeHTTPError(w, protocol.AsError(err))
+		return
+	}
+	nc, rw, _, err := ws.UpgradeHTTP(r, w)
+	if err != nil {
+		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	var early []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		early, _ = rw.Reader.Peek(n)
+		early = append([]byte(nil), early...)
+	}
+	c := &conn{
+		id:          g.nextID.Add(1),
+		gw:          g,
+		nc:          nc,
+		user:        claims.User,
+		platform:    claims.Platform,
+		class:       account.PlatformClass(claims.Platform),
+		device:      claims.Device,
+		remote:      r.RemoteAddr,
+		connectedAt: time.Now().UTC(),
+	}
+	g.conns.Add(1)
+	// A fresh goroutine, not this handler's, reads the connection: it starts
+	// with a small stack, while net/http's has grown parsing the request.
+	go g.run(c, early)
+}
+
+func writeHTTPError(w http.ResponseWriter, e *protocol.Error) {
+	metrics.Errors.WithLabelValues(string(e.Code)).Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Code.HTTPStatus())
+	json.NewEncoder(w).Encode(struct {
+		Error *protocol.Error `json:"error"`
+	}{e})
+}
+
+// run owns a connection from registration to close.
+func (g *Gateway) run(c *conn, early []byte) {
+	defer g.conns.Done()
+	victims, codes := g.hub.add(c)
+	for i, v := range victims {
+		v.kick(codes[i], kickMessage(codes[i]))
+	}
+	g.presence.Connected(c.user)
+	metrics.Connections.Inc()
+	c.enqueue(encodeFrame(protocol.TypeHello, "", protocol.Hello{
+		Protocol:    protocol.Version,
+		User:        c.user,
+		Platform:    c.platform,
+		Device:      c.device,
+		HeartbeatMS: g.cfg.Heartbeat.Milliseconds(),
+		ServerTime:  time.Now().UnixMilli(),
+	}), opText)
+	if g.closing.Load() {
+		c.kick(protocol.CodeKickShutdown, kickMessage(protocol.CodeKickShutdown))
+	}
+
+	g.readLoop(c, early)
+
+	g.hub.remove(c)
+	g.presence.Unsubscribe(c, c.subs)
+	g.presence.Disconnected(c.user)
+	metrics.Connections.Dec()
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.writers.Wait()
+	c.nc.Close()
+}
+
+func (g *Gateway) readLoop(c *conn, early []byte) {
+	var r interface{ Read([]byte) (int, error) } = c.nc
+	if len(early) > 0 {
+		r = &prefixReader{prefix: early, r: c.nc}
+	}
+	hdr := make([]byte, ws.MaxHeaderSize-2)
+	for {
+		payload, tooLarge, err := c.readFrame(r, hdr)
+		switch {
+		case isTimeout(err):
+			c.kick(protocol.CodeKickIdle, kickMessage(protocol.CodeKickIdle))
+			return
+		case err == errProtocol:
+			c.kick(protocol.CodeKickProtocol, "websocket protocol violation")
+			return
+		case err != nil:
+			return
+		case tooLarge:
+			c.sendError("", protocol.Errorf(protocol.CodeFrameTooLarge, "frame is larger than %d bytes", g.cfg.MaxFrameBytes))
+			continue
+		}
+		g.handle(c, payload)
+	}
+}
+
+type prefixReader struct {
+	prefix []byte
+	r      interface{ Read([]byte) (int, error) }
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
+}
+
+// handle answers one client frame.
+func (g *Gateway) handle(c *conn, payload []byte) {
+	if !utf8.Valid(payload) {
+		c.sendError("", protocol.Errorf(protocol.CodeInvalidUTF8, "frame is not valid UTF-8"))
+		return
+	}
+	var f protocol.Frame
+	if err := json.Unmarshal(payload, &f); err != nil || f.Type == "" {
+		c.sendError("", protocol.Errorf(protocol.CodeBadFrame, "frame must be a JSON object with a type"))
+		return
+	}
+	metrics.FramesIn.WithLabelValues(frameLabel(f.Type)).Inc()
+	decode := func(v any) bool {
+		if len(f.Data) == 0 {
+			return true
+		}
+		if err := json.Unmarshal(f.Data, v); err != nil {
+			c.sendError(f.ID, protocol.Errorf(protocol.CodeBadFrame, "data of a %s frame does not decode: %v", f.Type, err))
+			return false
+		}
+		return true
+	}
+	ctx := g.ctx
+	switch f.Type {
+	case protocol.TypeSend:
+		var s protocol.Send
+		if !decode(&s) {
+			return
+		}
+		id := f.ID
+		g.messages.SendAsync(ctx, message.SendRequest{
+			From: c.user, To: s.To, ClientID: s.ClientID, ContentType: s.ContentType, Content: s.Content, Origin: c.id,
+		}, func(ack protocol.Ack, err error) {
+			c.reply(id, protocol.TypeAck, ack, err)
+		})
+	case protocol.TypePull:
+		var p protocol.Pull
+		if decode(&p) {
+			res, err := g.messages.Pull(ctx, c.user, p)
+			c.reply(f.ID, protocol.TypeMessages, res, err)
+		}
+	case protocol.TypeConversations:
+		var q protocol.ConversationsRequest
+		if decode(&q) {
+			res, err := g.messages.Conversations(ctx, c.user, q.Since)
+			c.reply(f.ID, protocol.TypeConversations, res, err)
+		}
+	case protocol.TypeRead:
+		var rd protocol.Read
+		if decode(&rd) {
+			res, err := g.messages.MarkRead(ctx, c.user, rd, c.id)
+			c.reply(f.ID, protocol.TypeOK, res, err)
+		}
+	case protocol.TypeClear:
+		var cl protocol.Clear
+		if decode(&cl) {
+			res, err := g.messages.Clear(ctx, c.user, cl.Conversation)
+			c.reply(f.ID, protocol.TypeOK, res, err)
+		}
+	case protocol.TypeSubscribe:
+		var s protocol.Subscribe
+		if decode(&s) {
+			res, err := g.subscribe(c, s.Users)
+			c.reply(f.ID, protocol.TypeOK, res, err)
+		}
+	case protocol.TypeUnsubscribe:
+		var s protocol.Subscribe
+		if decode(&s) {
+			g.presence.Unsubscribe(c, s.Users)
+			c.subs = removeAll(c.subs, s.Users)
+			c.reply(f.ID, protocol.TypeOK, nil, nil)
+		}
+	case protocol.TypePing:
+		c.reply(f.ID, protocol.TypePong, protocol.Pong{ServerTime: time.Now().UnixMilli()}, nil)
+	default:
+		c.sendError(f.ID, protocol.Errorf(protocol.CodeUnknownType, "unknown frame type %q", f.Type))
+	}
+}
+
+func (g *Gateway) subscribe(c *conn, users []string) (protocol.PresenceList, error) {
+	for _, u := range users {
+		if !account.ValidUserID(u) {
+			return protocol.PresenceList{}, protocol.Errorf(protocol.CodeInvalidArgument, "%q is not a user id", u)
+		}
+	}
+	fresh := removeAll(users, c.subs)
+	if len(c.subs)+len(fresh) > g.cfg.MaxSubscribe {
+		return protocol.PresenceList{}, protocol.Errorf(protocol.CodeInvalidArgument, "at most %d presence subscriptions per connection", g.cfg.MaxSubscribe)
+	}
+	c.subs = append(c.subs, fresh...)
+	return protocol.PresenceList{Presence: g.presence.Subscribe(g.ctx, c, users)}, nil
+}
+
+// removeAll returns list without the elements of drop, deduplicated.
+func removeAll(list, drop []string) []string {
+	skip := make(map[string]bool, len(drop)+len(list))
+	for _, d := range drop {
+		skip[d] = true
+	}
+	var out []string
+	for _, u := range list {
+		if !skip[u] {
+			skip[u] = true
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// knownTypes bounds the frames_in metric's label values.
+var knownTypes = map[string]bool{
+	protocol.TypeSend: true, protocol.TypePull: true, protocol.TypeConversations: true, protocol.TypeRead: true,
+	protocol.TypeClear: true, protocol.TypeSubscribe: true, protocol.TypeUnsubscribe: true, protocol.TypePing: true,
+}
+
+func frameLabel(t string) string {
+	if knownTypes[t] {
+		return t
+	}
+	return "unknown"
+}
+
+// reply queues the reply to request id: a frame of type typ with data, or an
+// error frame if err is not nil.
+func (c *conn) reply(id, typ string, data any, err error) {
+	if err != nil {
+		c.sendError(id, err)
+		return
+	}
+	c.enqueue(encodeFrame(typ, id, data), opText)
+}
+
+func (c *conn) sendError(id string, err error) {
+	e := protocol.AsError(err)
+	if e.Code == protocol.CodeInternal {
+		c.gw.log.Error("request failed", "user", c.user, "err", err)
+	}
+	metrics.Errors.WithLabelValues(string(e.Code)).Inc()
+	c.enqueue(encodeFrame(protocol.TypeError, id, nil, e), opText)
+}
+
+// encodeFrame encodes a frame; data may be nil. It cannot fail for the
+// payload types of package protocol.
+func encodeFrame(typ, id string, data any, e ...*protocol.Error) []byte {
+	f := struct {
+		Type  string          `json:"type"`
+		ID    string          `json:"id,omitempty"`
+		Data  any             `json:"data,omitempty"`
+		Error *protocol.Error `json:"error,omitempty"`
+	}{Type: typ, ID: id, Data: data}
+	if len(e) > 0 {
+		f.Error = e[0]
+	}
+	b, err := json.Marshal(f)
+	if err != nil {
+		panic(fmt.Sprintf("gateway: encode %s frame: %v", typ, err))
+	}
+	return b
+}
+
+func kickMessage(code protocol.Code) string {
+	switch code {
+	case protocol.CodeKickReplaced:
+		return "the same device connected again"
+	case protocol.CodeKickPolicy:
+		return "another device signed in under the login policy"
+	case protocol.CodeKickAdmin:
+		return "the device was forced offline"
+	case protocol.CodeKickIdle:
+		return "no heartbeat received in time"
+	case protocol.CodeKickShutdown:
+		return "the server is shutting down; reconnect shortly"
+	case protocol.CodeKickRevoked:
+		return "the token was revoked"
+	default:
+		return string(code)
+	}
+}
+
+// Hub returns the gateway's connection registry.
+func (g *Gateway) Hub() *Hub { return g.hub }
+
+// KickDevice closes a user's connections on device (all devices if empty)
+// with code, returning how many it closed.
+func (g *Gateway) KickDevice(user, device string, code protocol.Code) int {
+	return g.hub.Kick(user, device, code, kickMessage(code))
+}
+
+// Shutdown refuses new connections, kicks every connection with a shutdown
+// frame and waits until they are closed or ctx ends, when it closes the rest.
+// It is idempotent.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.closing.Store(true)
+	for _, c := range g.hub.all() {
+		c.kick(protocol.CodeKickShutdown, kickMessage(protocol.CodeKickShutdown))
+	}
+	done := make(chan struct{})
+	go func() { g.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		g.cancel()
+		return nil
+	case <-ctx.Done():
+		for _, c := range g.hub.all() {
+			c.nc.Close()
+		}
+		<-done
+		g.cancel()
+		return fmt.Errorf("gateway: shutdown: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,192 @@
+package gateway
+
+import (
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// Login policies: which of a user's connections a new connection pushes out.
+// A new connection from the same device always replaces the old one.
+const (
+	PolicyAll      = "all"      // every device may stay online
+	PolicyPlatform = "platform" // one connection per platform (ios, web, …)
+	PolicyClass    = "class"    // one per platform class (mobile, pad, desktop, web)
+)
+
+const hubShards = 64
+
+// Hub is the registry of live connections by user. It implements
+// message.Fanout. All methods are safe for concurrent use.
+//
+// Lock order: a shard's mu, then a conn's mu. Nothing holding a conn's mu
+// takes a shard's mu.
+type Hub struct {
+	policy string
+	seed   maphash.Seed
+	shards [hubShards]hubShard
+}
+
+type hubShard struct {
+	mu    sync.RWMutex
+	users map[string][]*conn // guarded by mu; slices are replaced, never mutated in place
+}
+
+// NewHub returns an empty Hub applying the login policy (PolicyAll if empty).
+func NewHub(policy string) *Hub {
+	if policy == "" {
+		policy = PolicyAll
+	}
+	h := &Hub{policy: policy, seed: maphash.MakeSeed()}
+	for i := range h.shards {
+		h.shards[i].users = make(map[string][]*conn)
+	}
+	return h
+}
+
+// ValidPolicy reports whether p names a login policy.
+func ValidPolicy(p string) bool {
+	return p == PolicyAll || p == PolicyPlatform || p == PolicyClass
+}
+
+func (h *Hub) shard(user string) *hubShard {
+	return &h.shards[maphash.String(h.seed, user)%hubShards]
+}
+
+// add registers c and returns the connections it pushes out, with the kick
+// code for each.
+func (h *Hub) add(c *conn) (victims []*conn, codes []protocol.Code) {
+	s := h.shard(c.user)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.users[c.user]
+	kept := make([]*conn, 0, len(old)+1)
+	for _, o := range old {
+		switch {
+		case o.device == c.device:
+			victims, codes = append(victims, o), append(codes, protocol.CodeKickReplaced)
+		case h.policy == PolicyPlatform && o.platform == c.platform,
+			h.policy == PolicyClass && o.class == c.class:
+			victims, codes = append(victims, o), append(codes, protocol.CodeKickPolicy)
+		default:
+			kept = append(kept, o)
+		}
+	}
+	s.users[c.user] = append(kept, c)
+	return victims, codes
+}
+
+// remove unregisters c if it is still registered.
+func (h *Hub) remove(c *conn) {
+	s := h.shard(c.user)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.users[c.user]
+	i := slices.Index(list, c)
+	if i < 0 {
+		return
+	}
+	if len(list) == 1 {
+		delete(s.users, c.user)
+		return
+	}
+	s.users[c.user] = slices.Delete(slices.Clone(list), i, i+1)
+}
+
+// Deliver queues frame on every connection of users except the one numbered
+// except. It never blocks: a connection whose queue is full is closed as a
+// slow consumer.
+func (h *Hub) Deliver(users []string, frame []byte, except uint64) {
+	for _, u := range users {
+		s := h.shard(u)
+		s.mu.RLock()
+		for _, c := range s.users[u] {
+			if c.id != except {
+				c.enqueue(frame, opText)
+			}
+		}
+		s.mu.RUnlock()
+	}
+}
+
+// conns returns the user's connections on device (all of them if device is
+// empty).
+func (h *Hub) conns(user, device string) []*conn {
+	s := h.shard(user)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []*conn
+	for _, c := range s.users[user] {
+		if device == "" || c.device == device {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// all returns every registered connection.
+func (h *Hub) all() []*conn {
+	var out []*conn
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for _, list := range s.users {
+			out = append(out, list...)
+		}
+		s.mu.RUnlock()
+	}
+	return out
+}
+
+// Session describes one live connection, for operators.
+type Session struct {
+	User        string    `json:"user"`
+	Platform    string    `json:"platform"`
+	Device      string    `json:"device"`
+	RemoteAddr  string    `json:"remote_addr"`
+	ConnectedAt time.Time `json:"connected_at"`
+}
+
+// Sessions lists live connections, of one user or (user empty) of everyone,
+// ordered by user and device.
+func (h *Hub) Sessions(user string) []Session {
+	var list []*conn
+	if user != "" {
+		list = h.conns(user, "")
+	} else {
+		list = h.all()
+	}
+	out := make([]Session, len(list))
+	for i, c := range list {
+		out[i] = Session{User: c.user, Platform: c.platform, Device: c.device, RemoteAddr: c.remote, ConnectedAt: c.connectedAt}
+	}
+	slices.SortFunc(out, func(a, b Session) int {
+		if a.User != b.User {
+			if a.User < b.User {
+				return -1
+			}
+			return 1
+		}
+		if a.Device < b.Device {
+			return -1
+		}
+		if a.Device > b.Device {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Kick closes the user's connections (on one device if device is not empty)
+// with a kick frame carrying code, and returns how many it closed.
+func (h *Hub) Kick(user, device string, code protocol.Code, msg string) int {
+	list := h.conns(user, device)
+	for _, c := range list {
+		c.kick(code, msg)
+	}
+	return len(list)
+}

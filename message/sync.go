@@ -1,0 +1,160 @@
+package message
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/store"
+)
+
+// Pull limits.
+const (
+	DefaultPullLimit = 50
+	MaxPullLimit     = 200
+)
+
+// member returns the user's state in a conversation, hiding conversations the
+// user is not in behind not_found.
+func (s *Service) member(ctx context.Context, user, conv string) (store.Member, error) {
+	if conv == "" {
+		return store.Member{}, protocol.Errorf(protocol.CodeInvalidArgument, "conv is required")
+	}
+	m, err := s.store.Member(ctx, user, conv)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Member{}, protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
+	}
+	if err != nil {
+		return store.Member{}, fmt.Errorf("message: member: %w", err)
+	}
+	return m, nil
+}
+
+// Pull returns a page of the messages user may see in a conversation. From
+// must lie in the visible range [MinSeq, MaxSeq+1] unless it is 0 (the oldest
+// visible message going forward, the newest going backward); a backward pull
+// from above MaxSeq starts at MaxSeq.
+func (s *Service) Pull(ctx context.Context, user string, p protocol.Pull) (protocol.Messages, error) {
+	var dir store.Direction
+	switch p.Direction {
+	case "", protocol.Forward:
+		dir = store.Forward
+	case protocol.Backward:
+		dir = store.Backward
+	default:
+		return protocol.Messages{}, protocol.Errorf(protocol.CodeInvalidArgument, "dir must be %q or %q", protocol.Forward, protocol.Backward)
+	}
+	if p.Limit < 0 || p.From < 0 {
+		return protocol.Messages{}, protocol.Errorf(protocol.CodeInvalidArgument, "from and limit must not be negative")
+	}
+	limit := p.Limit
+	if limit == 0 {
+		limit = DefaultPullLimit
+	}
+	limit = min(limit, MaxPullLimit)
+	m, err := s.member(ctx, user, p.Conversation)
+	if err != nil {
+		return protocol.Messages{}, err
+	}
+	from := p.From
+	if from != 0 && (from < m.MinSeq || (dir == store.Forward && from > m.MaxSeq+1)) {
+		return protocol.Messages{}, protocol.Errorf(protocol.CodeOutOfRange, "seq %d is outside the visible range %d..%d", from, m.MinSeq, m.MaxSeq)
+	}
+	out := protocol.Messages{Conversation: p.Conversation, MinSeq: m.MinSeq, MaxSeq: m.MaxSeq, Messages: []protocol.Message{}}
+	if m.MaxSeq < m.MinSeq {
+		return out, nil
+	}
+	// Read one more than asked to learn whether more remain.
+	msgs, err := s.store.MessageRange(ctx, p.Conversation, from, m.MinSeq, m.MaxSeq, dir, limit+1)
+	if err != nil {
+		return protocol.Messages{}, fmt.Errorf("message: pull: %w", err)
+	}
+	if len(msgs) > limit {
+		out.More = true
+		if dir == store.Forward {
+			msgs = msgs[:limit]
+		} else {
+			msgs = msgs[1:]
+		}
+	}
+	out.Messages = make([]protocol.Message, len(msgs))
+	for i, msg := range msgs {
+		out.Messages[i] = toWire(msg)
+	}
+	return out, nil
+}
+
+// Conversations returns the user's conversations changed after version since.
+func (s *Service) Conversations(ctx context.Context, user string, since int64) (protocol.Conversations, error) {
+	if since < 0 {
+		return protocol.Conversations{}, protocol.Errorf(protocol.CodeInvalidArgument, "since must not be negative")
+	}
+	members, version, err := s.store.Members(ctx, user, since)
+	if err != nil {
+		return protocol.Conversations{}, fmt.Errorf("message: conversations: %w", err)
+	}
+	out := protocol.Conversations{Version: version, Conversations: make([]protocol.Conversation, len(members))}
+	for i, m := range members {
+		out.Conversations[i] = conversationToWire(m)
+	}
+	return out, nil
+}
+
+func conversationToWire(m store.Member) protocol.Conversation {
+	c := protocol.Conversation{
+		ID:      m.Conversation,
+		Kind:    m.Kind,
+		Peer:    m.Peer,
+		MaxSeq:  m.MaxSeq,
+		ReadSeq: m.ReadSeq,
+		MinSeq:  m.MinSeq,
+		Unread:  max(0, m.MaxSeq-max(m.ReadSeq, m.MinSeq-1)),
+		Version: m.Version,
+	}
+	if m.LastMessage != nil && m.LastMessage.Seq >= m.MinSeq {
+		lm := toWire(*m.LastMessage)
+		c.LastMessage = &lm
+	}
+	return c
+}
+
+// MarkRead raises the user's read seq in a conversation and tells the peer
+// and the reader's other devices (all but origin) with a receipt.
+func (s *Service) MarkRead(ctx context.Context, user string, r protocol.Read, origin uint64) (protocol.Receipt, error) {
+	if r.Seq < 0 {
+		return protocol.Receipt{}, protocol.Errorf(protocol.CodeInvalidArgument, "seq must not be negative")
+	}
+	before, err := s.member(ctx, user, r.Conversation)
+	if err != nil {
+		return protocol.Receipt{}, err
+	}
+	if r.Seq > before.MaxSeq {
+		return protocol.Receipt{}, protocol.Errorf(protocol.CodeOutOfRange, "seq %d is above the conversation's last seq %d", r.Seq, before.MaxSeq)
+	}
+	m, err := s.store.MarkRead(ctx, user, r.Conversation, r.Seq)
+	if err != nil {
+		return protocol.Receipt{}, fmt.Errorf("message: mark read: %w", err)
+	}
+	receipt := protocol.Receipt{Conversation: r.Conversation, Reader: user, Seq: m.ReadSeq, Time: s.now().UnixMilli()}
+	if m.ReadSeq > before.ReadSeq {
+		frame, err := EncodePush(protocol.TypeReceipt, receipt)
+		if err != nil {
+			return protocol.Receipt{}, fmt.Errorf("message: encode receipt: %w", err)
+		}
+		s.fanout.Deliver([]string{user, m.Peer}, frame, origin)
+	}
+	return receipt, nil
+}
+
+// Clear hides the conversation's current history from the user alone.
+func (s *Service) Clear(ctx context.Context, user, conv string) (protocol.Conversation, error) {
+	if _, err := s.member(ctx, user, conv); err != nil {
+		return protocol.Conversation{}, err
+	}
+	m, err := s.store.ClearHistory(ctx, user, conv)
+	if err != nil {
+		return protocol.Conversation{}, fmt.Errorf("message: clear: %w", err)
+	}
+	return conversationToWire(m), nil
+}

@@ -1,0 +1,154 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/parleyim/parley/gateway"
+)
+
+// Config is every setting of a Parley server. Each field can be set in the
+// YAML file (key in the yaml tag), by an environment variable (PARLEY_ and
+// the env tag) and by a flag (the yaml key with '_' as '-'), in rising order
+// of precedence. Defaults() holds the defaults; docs/operations.md lists them.
+type Config struct {
+	Listen  string `yaml:"listen" env:"LISTEN"`
+	DataDir string `yaml:"data_dir" env:"DATA_DIR"`
+	// StoreSync is "full" (a commit survives power loss) or "normal" (a
+	// commit survives a process crash; the last commits may be lost on
+	// power loss).
+	StoreSync string `yaml:"store_sync" env:"STORE_SYNC"`
+
+	AdminKey          string        `yaml:"admin_key" env:"ADMIN_KEY"`
+	TokenTTL          time.Duration `yaml:"token_ttl" env:"TOKEN_TTL"`
+	AllowRegistration bool          `yaml:"allow_registration" env:"ALLOW_REGISTRATION"`
+	LoginPolicy       string        `yaml:"login_policy" env:"LOGIN_POLICY"`
+
+	Heartbeat       time.Duration `yaml:"heartbeat" env:"HEARTBEAT"`
+	IdleTimeout     time.Duration `yaml:"idle_timeout" env:"IDLE_TIMEOUT"`
+	MaxFrameBytes   int           `yaml:"max_frame_bytes" env:"MAX_FRAME_BYTES"`
+	MaxContentBytes int           `yaml:"max_content_bytes" env:"MAX_CONTENT_BYTES"`
+	QueueFrames     int           `yaml:"queue_frames" env:"QUEUE_FRAMES"`
+	QueueBytes      int           `yaml:"queue_bytes" env:"QUEUE_BYTES"`
+	CommitBatch     int           `yaml:"commit_batch" env:"COMMIT_BATCH"`
+
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT"`
+	LogLevel        string        `yaml:"log_level" env:"LOG_LEVEL"`
+	LogFormat       string        `yaml:"log_format" env:"LOG_FORMAT"`
+}
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		DataDir:         "data",
+		StoreSync:       "full",
+		TokenTTL:        7 * 24 * time.Hour,
+		LoginPolicy:     gateway.PolicyAll,
+		Heartbeat:       25 * time.Second,
+		IdleTimeout:     60 * time.Second,
+		MaxFrameBytes:   64 << 10,
+		MaxContentBytes: 32 << 10,
+		QueueFrames:     1024,
+		QueueBytes:      4 << 20,
+		CommitBatch:     512,
+		ShutdownTimeout: 10 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+}
+
+// Validate reports the first setting that is out of range.
+func (c Config) Validate() error {
+	switch {
+	case c.Listen == "":
+		return errors.New("config: listen is empty")
+	case c.DataDir == "":
+		return errors.New("config: data_dir is empty")
+	case c.StoreSync != "full" && c.StoreSync != "normal":
+		return fmt.Errorf("config: store_sync must be full or normal, not %q", c.StoreSync)
+	case !gateway.ValidPolicy(c.LoginPolicy):
+		return fmt.Errorf("config: login_policy must be all, platform or class, not %q", c.LoginPolicy)
+	case c.TokenTTL < time.Minute:
+		return errors.New("config: token_ttl must be at least 1m")
+	case c.Heartbeat < 100*time.Millisecond || c.IdleTimeout <= c.Heartbeat:
+		return errors.New("config: heartbeat must be at least 100ms and idle_timeout longer than heartbeat")
+	case c.MaxFrameBytes < 1024 || c.MaxContentBytes < 1 || c.MaxContentBytes > c.MaxFrameBytes:
+		return errors.New("config: max_frame_bytes must be at least 1024 and max_content_bytes between 1 and max_frame_bytes")
+	case c.QueueFrames < 16 || c.QueueBytes < c.MaxFrameBytes:
+		return errors.New("config: queue_frames must be at least 16 and queue_bytes at least max_frame_bytes")
+	case c.CommitBatch < 1 || c.CommitBatch > 10000:
+		return errors.New("config: commit_batch must be 1 to 10000")
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("config: log_format must be text or json, not %q", c.LogFormat)
+	}
+	return nil
+}
+
+// LoadConfig builds the configuration from defaults, then the YAML file named
+// by --config or PARLEY_CONFIG, then PARLEY_* variables, then the flags in
+// args; environ is os.Environ(). fs receives the flags (so the caller controls usage output).
+func LoadConfig(fs *flag.FlagSet, args []string, environ []string) (Config, error) {
+	cfg := Defaults()
+	envs := make(map[string]string)
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "PARLEY_") {
+			envs[k] = v
+		}
+	}
+	path := envs["PARLEY_CONFIG"]
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(strings.TrimLeft(a, "-"), "config="); ok && strings.HasPrefix(a, "-") {
+			path = v
+		} else if (a == "--config" || a == "-config") && i+1 < len(args) {
+			path = args[i+1]
+		}
+	}
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil {
+			return cfg, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	if err := env.ParseWithOptions(&cfg, env.Options{Prefix: "PARLEY_", Environment: envs}); err != nil {
+		return cfg, fmt.Errorf("config: environment: %w", err)
+	}
+
+	fs.String("config", path, "YAML configuration `file` (env PARLEY_CONFIG)")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "`address` to serve HTTP, WebSocket and metrics on")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` for the embedded store")
+	fs.StringVar(&cfg.StoreSync, "store-sync", cfg.StoreSync, "durability: full (survives power loss) or normal (survives a process crash)")
+	fs.StringVar(&cfg.AdminKey, "admin-key", cfg.AdminKey, "admin credential; generated and printed on first start if empty")
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", cfg.TokenTTL, "default and maximum token lifetime")
+	fs.BoolVar(&cfg.AllowRegistration, "allow-registration", cfg.AllowRegistration, "let users register themselves with a password")
+	fs.StringVar(&cfg.LoginPolicy, "login-policy", cfg.LoginPolicy, "multi-device policy: all, platform or class")
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat", cfg.Heartbeat, "interval at which clients should ping")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections silent for this long")
+	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest WebSocket message accepted")
+	fs.IntVar(&cfg.MaxContentBytes, "max-content-bytes", cfg.MaxContentBytes, "largest message content accepted")
+	fs.IntVar(&cfg.QueueFrames, "queue-frames", cfg.QueueFrames, "per-connection outbound queue limit in frames")
+	fs.IntVar(&cfg.QueueBytes, "queue-bytes", cfg.QueueBytes, "per-connection outbound queue limit in bytes")
+	fs.IntVar(&cfg.CommitBatch, "commit-batch", cfg.CommitBatch, "most messages per group commit")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown may take")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
+	}
+	return cfg, cfg.Validate()
+}
