@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// testConn returns a conn reading from the bytes in input, with a peer that
+// drains whatever the conn writes.
+func testConn(t testing.TB, input []byte, maxFrame int) *conn {
+	cfg := Config{MaxFrameBytes: maxFrame, WriteTimeout: time.Second, IdleTimeout: time.Second}
+	cfg.setDefaults()
+	g := &Gateway{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	server, client := net.Pipe()
+	go func() {
+		client.Write(input)
+		client.Close()
+	}()
+	c := &conn{gw: g, nc: server}
+	t.Cleanup(func() { server.Close(); c.writers.Wait() })
+	return c
+}
+
+func clientFrame(op ws.OpCode, fin bool, payload []byte) []byte {
+	var b bytes.Buffer
+	f := ws.NewFrame(op, fin, append([]byte(nil), payload...))
+	f = ws.MaskFrameInPlace(f)
+	if err := ws.WriteFrame(&b, f); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
+
+func TestReadFrame(t *testing.T) {
+	long := bytes.Repeat([]byte("z"), 3000)
+	tests := []struct {
+		name     string
+		input    [][]byte
+		want     string
+		tooLarge bool
+		err      error
+	}{
+		{"text", [][]byte{clientFrame(ws.OpText, true, []byte(`{"type":"ping"}`))}, `{"type":"ping"}`, false, nil},
+		{"fragments", [][]byte{clientFrame(ws.OpText, false, []byte(`{"ty`)), clientFrame(ws.OpContinuation, true, []byte(`pe":1}`))}, `{"type":1}`, false, nil},
+		{"ping between fragments", [][]byte{clientFrame(ws.OpText, false, []byte(`ab`)), clientFrame(ws.OpPing, true, []byte("p")), clientFrame(ws.OpContinuation, true, []byte(`cd`))}, "abcd", false, nil},
+		{"too large is skipped", [][]byte{clientFrame(ws.OpText, true, long)}, "", true, nil},
+		{"too large across fragments", [][]byte{clientFrame(ws.OpText, false, long[:1500]), clientFrame(ws.OpContinuation, true, long[1500:])}, "", true, nil},
+		{"binary", [][]byte{clientFrame(ws.OpBinary, true, []byte("x"))}, "", false, errProtocol},
+		{"continuation first", [][]byte{clientFrame(ws.OpContinuation, true, []byte("x"))}, "", false, errProtocol},
+		{"unmasked", [][]byte{ws.MustCompileFrame(ws.NewTextFrame([]byte("x")))}, "", false, errProtocol},
+		{"close", [][]byte{clientFrame(ws.OpClose, true, nil)}, "", false, io.EOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testConn(t, bytes.Join(tt.input, nil), 2048)
+			got, tooLarge, err := c.readFrame(c.nc, make([]byte, ws.MaxHeaderSize-2))
+			if !errors.Is(err, tt.err) || tooLarge != tt.tooLarge || string(got) != tt.want {
+				t.Fatalf("readFrame = %q, %v, %v; want %q, %v, %v", got, tooLarge, err, tt.want, tt.tooLarge, tt.err)
+			}
+		})
+	}
+}
+
+func TestAppendHeaderMatchesLibrary(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 65535, 65536, 1 << 20} {
+		var want bytes.Buffer
+		ws.WriteHeader(&want, ws.Header{Fin: true, OpCode: ws.OpText, Length: int64(n)})
+		got := appendHeader(nil, ws.OpText, n)
+		if !bytes.Equal(got, want.Bytes()) || len(got) != headerSize(n) {
+			t.Errorf("n=%d: header %x, want %x", n, got, want.Bytes())
+		}
+	}
+}
+
+// FuzzReadFrame feeds arbitrary client bytes to the frame reader: it must
+// return or fail, never panic or hang.
+func FuzzReadFrame(f *testing.F) {
+	f.Add(clientFrame(ws.OpText, true, []byte(`{"type":"ping","id":"1"}`)))
+	f.Add(append(clientFrame(ws.OpText, false, []byte("a")), clientFrame(ws.OpContinuation, true, []byte("b"))...))
+	f.Add(clientFrame(ws.OpPing, true, []byte("x")))
+	f.Add([]byte{0x81, 0xff, 0, 0, 0, 0, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, input []byte) {
+		c := testConn(t, input, 1024)
+		hdr := make([]byte, ws.MaxHeaderSize-2)
+		for range 16 {
+			if _, _, err := c.readFrame(c.nc, hdr); err != nil {
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkWriteBatch(b *testing.B) {
+	frame := encodeFrame(protocol.TypeMessage, "", protocol.Message{Conversation: "d:alice:bob", Seq: 1, From: "alice", To: "bob", ContentType: "text", Content: []byte(`{"text":"hello"}`)})
+	server, client := net.Pipe()
+	go io.Copy(io.Discard, client)
+	defer server.Close()
+	cfg := Config{}
+	cfg.setDefaults()
+	c := &conn{gw: &Gateway{cfg: cfg}, nc: server}
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c.enqueue(frame, opText)
+	}
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.writers.Wait()
+}
+
+func TestWrittenFramesDecode(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	cfg := Config{}
+	cfg.setDefaults()
+	c := &conn{gw: &Gateway{cfg: cfg}, nc: server}
+	frames := [][]byte{[]byte(`{"a":1}`), bytes.Repeat([]byte("b"), 70000), []byte(`{}`)}
+	for _, f := range frames {
+		c.enqueue(f, opText)
+	}
+	for i, want := range frames {
+		got, op, err := wsutil.ReadServerData(client)
+		if err != nil || op != ws.OpText || !bytes.Equal(got, want) {
+			t.Fatalf("frame %d: %d bytes, op %v, err %v", i, len(got), op, err)
+		}
+	}
+	c.kick(protocol.CodeKickShutdown, "bye")
+	got, _, err := wsutil.ReadServerData(client)
+	if err != nil || !bytes.Contains(got, []byte(`"kick"`)) {
+		t.Fatalf("kick frame %q, %v", got, err)
+	}
+	c.writers.Wait()
+}
