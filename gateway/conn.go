@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -43,6 +44,7 @@ type conn struct {
 	device      string
 	remote      string
 	connectedAt time.Time
+	deflate     bool // permessage-deflate was negotiated
 
 	subs []string // presence subscriptions; owned by the read goroutine
 
@@ -117,6 +119,7 @@ func (c *conn) writeLoop() {
 	defer c.writers.Done()
 	var headers []byte
 	var bufs net.Buffers
+	var deflated bytes.Buffer
 	for {
 		c.mu.Lock()
 		batch := c.queue
@@ -132,16 +135,28 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Unlock()
 
-		headers = headers[:0]
+		headers, bufs = headers[:0], bufs[:0]
+		deflated.Reset()
+		ends := make([]int, 0, len(batch))
 		for _, f := range batch {
-			headers = appendHeader(headers, f.op, len(f.payload))
+			// Compress into one shared buffer; slice it only after the
+			// batch is done, since the buffer may move as it grows.
+			if c.deflate && f.op == opText && len(f.payload) >= c.gw.cfg.CompressMin && compress(&deflated, f.payload) == nil {
+				ends = append(ends, deflated.Len())
+			} else {
+				ends = append(ends, -1)
+			}
 		}
-		bufs = bufs[:0]
-		off := 0
-		for _, f := range batch {
-			n := headerSize(len(f.payload))
-			bufs = append(bufs, headers[off:off+n], f.payload)
-			off += n
+		start := 0
+		for i, f := range batch {
+			payload, rsv := f.payload, byte(0)
+			if ends[i] >= 0 {
+				payload, rsv = deflated.Bytes()[start:ends[i]], rsv1
+				start = ends[i]
+			}
+			h := len(headers)
+			headers = appendHeader(headers, rsv, f.op, len(payload))
+			bufs = append(bufs, headers[h:len(headers):len(headers)], payload)
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
 		if _, err := bufs.WriteTo(c.nc); err != nil {
@@ -157,20 +172,12 @@ func (c *conn) writeLoop() {
 	}
 }
 
-func headerSize(n int) int {
-	switch {
-	case n < 126:
-		return 2
-	case n <= 0xffff:
-		return 4
-	default:
-		return 10
-	}
-}
+// rsv1 is the RSV bits value (ws.Header.Rsv) of a compressed message.
+const rsv1 = 0b100
 
 // appendHeader appends an unmasked, final server frame header.
-func appendHeader(b []byte, op ws.OpCode, n int) []byte {
-	first := 0x80 | byte(op)
+func appendHeader(b []byte, rsv byte, op ws.OpCode, n int) []byte {
+	first := 0x80 | rsv<<4 | byte(op)
 	switch {
 	case n < 126:
 		return append(b, first, byte(n))
@@ -191,14 +198,15 @@ func (c *conn) readFrame(r io.Reader, hdr []byte) (payload []byte, tooLarge bool
 	limit := int64(c.gw.cfg.MaxFrameBytes)
 	var msg []byte
 	var total int64
-	fragmented := false
+	fragmented, compressed := false, false
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(c.gw.cfg.IdleTimeout))
 		h, err := ws.ReadHeaderBuffer(r, hdr)
 		if err != nil {
 			return nil, false, err
 		}
-		if !h.Masked || h.Rsv != 0 {
+		compressedFrame := h.Rsv == rsv1 && c.deflate && h.OpCode == ws.OpText
+		if !h.Masked || (h.Rsv != 0 && !compressedFrame) {
 			return nil, false, errProtocol
 		}
 		if h.OpCode.IsControl() {
@@ -224,6 +232,7 @@ func (c *conn) readFrame(r io.Reader, hdr []byte) (payload []byte, tooLarge bool
 			h.OpCode == ws.OpBinary:
 			return nil, false, errProtocol
 		}
+		compressed = compressed || compressedFrame
 		total += h.Length
 		if total > limit || tooLarge {
 			tooLarge = true
@@ -243,6 +252,12 @@ func (c *conn) readFrame(r io.Reader, hdr []byte) (payload []byte, tooLarge bool
 			ws.Cipher(msg[start:], h.Mask, 0)
 		}
 		if h.Fin {
+			if compressed && !tooLarge {
+				msg, tooLarge, err = decompress(msg, int(limit))
+				if err != nil {
+					return nil, false, errProtocol
+				}
+			}
 			return msg, tooLarge, nil
 		}
 		fragmented = true

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/parleyim/parley/protocol"
@@ -75,8 +76,8 @@ func TestAppendHeaderMatchesLibrary(t *testing.T) {
 	for _, n := range []int{0, 1, 125, 126, 65535, 65536, 1 << 20} {
 		var want bytes.Buffer
 		ws.WriteHeader(&want, ws.Header{Fin: true, OpCode: ws.OpText, Length: int64(n)})
-		got := appendHeader(nil, ws.OpText, n)
-		if !bytes.Equal(got, want.Bytes()) || len(got) != headerSize(n) {
+		got := appendHeader(nil, 0, ws.OpText, n)
+		if !bytes.Equal(got, want.Bytes()) {
 			t.Errorf("n=%d: header %x, want %x", n, got, want.Bytes())
 		}
 	}
@@ -141,4 +142,53 @@ func TestWrittenFramesDecode(t *testing.T) {
 		t.Fatalf("kick frame %q, %v", got, err)
 	}
 	c.writers.Wait()
+}
+
+func TestCompressionBothWays(t *testing.T) {
+	big := bytes.Repeat([]byte(`{"text":"compress me"}`), 100)
+
+	// Client to server: a compressed message is inflated; one that inflates
+	// past the limit is refused without inflating it all.
+	compressed, err := wsflate.CompressFrame(ws.NewTextFrame(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	masked := ws.MaskFrameInPlace(compressed)
+	var in bytes.Buffer
+	ws.WriteFrame(&in, masked)
+	c := testConn(t, in.Bytes(), 4096)
+	c.deflate = true
+	got, tooLarge, err := c.readFrame(c.nc, make([]byte, ws.MaxHeaderSize-2))
+	if err != nil || tooLarge || !bytes.Equal(got, big) {
+		t.Fatalf("inflate: %d bytes, tooLarge %v, err %v", len(got), tooLarge, err)
+	}
+	c = testConn(t, in.Bytes(), 1024)
+	c.deflate = true
+	if _, tooLarge, err := c.readFrame(c.nc, make([]byte, ws.MaxHeaderSize-2)); !tooLarge || err != nil {
+		t.Fatalf("bomb: tooLarge %v, err %v", tooLarge, err)
+	}
+
+	// Server to client: long messages go out compressed, short ones plain.
+	server, client := net.Pipe()
+	defer client.Close()
+	cfg := Config{}
+	cfg.setDefaults()
+	w := &conn{gw: &Gateway{cfg: cfg}, nc: server, deflate: true}
+	w.enqueue(big, opText)
+	w.enqueue([]byte(`{}`), opText)
+	f, err := ws.ReadFrame(client)
+	if err != nil || f.Header.Rsv != rsv1 || len(f.Payload) >= len(big) {
+		t.Fatalf("long frame: rsv %b, %d bytes, err %v", f.Header.Rsv, len(f.Payload), err)
+	}
+	if f, err = wsflate.DecompressFrame(f); err != nil || !bytes.Equal(f.Payload, big) {
+		t.Fatalf("client could not inflate: %v", err)
+	}
+	f, err = ws.ReadFrame(client)
+	if err != nil || f.Header.Rsv != 0 || string(f.Payload) != `{}` {
+		t.Fatalf("short frame: %+v %q %v", f.Header, f.Payload, err)
+	}
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	w.writers.Wait()
 }

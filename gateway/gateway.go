@@ -38,6 +38,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 
 	"github.com/parleyim/parley/account"
 	"github.com/parleyim/parley/message"
@@ -55,6 +56,8 @@ type Config struct {
 	QueueFrames   int           // outbound queue limit in frames: 1024
 	QueueBytes    int           // outbound queue limit in bytes: 4 MiB
 	MaxSubscribe  int           // presence subscriptions per connection: 1000
+	Compression   bool          // offer permessage-deflate to clients
+	CompressMin   int           // compress server messages at least this long: 512
 }
 
 func (c *Config) setDefaults() {
@@ -78,6 +81,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxSubscribe <= 0 {
 		c.MaxSubscribe = 1000
+	}
+	if c.CompressMin <= 0 {
+		c.CompressMin = 512
 	}
 }
 
@@ -129,7 +135,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, protocol.AsError(err))
 		return
 	}
-	nc, rw, _, err := ws.UpgradeHTTP(r, w)
+	var upgrader ws.HTTPUpgrader
+	var ext wsflate.Extension
+	if g.cfg.Compression {
+		ext.Parameters = wsflate.DefaultParameters // no context takeover either way
+		upgrader.Negotiate = ext.Negotiate
+	}
+	nc, rw, _, err := upgrader.Upgrade(r, w)
 	if err != nil {
 		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -150,6 +162,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		remote:      r.RemoteAddr,
 		connectedAt: time.Now().UTC(),
 	}
+	_, c.deflate = ext.Accepted()
 	g.conns.Add(1)
 	// A fresh goroutine, not this handler's, reads the connection: it starts
 	// with a small stack, while net/http's has grown parsing the request.

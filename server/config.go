@@ -38,6 +38,7 @@ type Config struct {
 	QueueFrames     int           `yaml:"queue_frames" env:"QUEUE_FRAMES"`
 	QueueBytes      int           `yaml:"queue_bytes" env:"QUEUE_BYTES"`
 	CommitBatch     int           `yaml:"commit_batch" env:"COMMIT_BATCH"`
+	Compression     bool          `yaml:"compression" env:"COMPRESSION"`
 
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT"`
 	LogLevel        string        `yaml:"log_level" env:"LOG_LEVEL"`
@@ -141,6 +142,7 @@ func LoadConfig(fs *flag.FlagSet, args []string, environ []string) (Config, erro
 	fs.IntVar(&cfg.QueueFrames, "queue-frames", cfg.QueueFrames, "per-connection outbound queue limit in frames")
 	fs.IntVar(&cfg.QueueBytes, "queue-bytes", cfg.QueueBytes, "per-connection outbound queue limit in bytes")
 	fs.IntVar(&cfg.CommitBatch, "commit-batch", cfg.CommitBatch, "most messages per group commit")
+	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "offer per-message compression (permessage-deflate) to clients")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")

@@ -91,6 +91,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 		MaxFrameBytes: cfg.MaxFrameBytes,
 		QueueFrames:   cfg.QueueFrames,
 		QueueBytes:    cfg.QueueBytes,
+		Compression:   cfg.Compression,
 	}, accounts, hub, s.messages, s.presence, log)
 	accounts.OnRevoke(func(user, device string) {
 		s.gateway.KickDevice(user, device, protocol.CodeKickRevoked)

@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gobwas/httphead"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 
 	"github.com/parleyim/parley/admin"
 	"github.com/parleyim/parley/parleytest"
@@ -450,5 +455,22 @@ func wantCode(t *testing.T, err error, code protocol.Code) {
 	var pe *protocol.Error
 	if !errors.As(err, &pe) || pe.Code != code {
 		t.Fatalf("error = %v, want code %s", err, code)
+	}
+}
+
+func TestCompressionIsNegotiated(t *testing.T) {
+	s := parleytest.NewServer(t, func(c *server.Config) { c.Compression = true })
+	tok := s.User(t, "alice", "web", "a1")
+	d := ws.Dialer{
+		Header:     ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer " + tok}}),
+		Extensions: []httphead.Option{wsflate.DefaultParameters.Option()},
+	}
+	nc, _, hs, err := d.Dial(context.Background(), s.WSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if len(hs.Extensions) != 1 || string(hs.Extensions[0].Name) != wsflate.ExtensionName {
+		t.Fatalf("extensions = %v, want permessage-deflate", hs.Extensions)
 	}
 }

@@ -1,0 +1,62 @@
+package gateway
+
+import (
+	"bytes"
+	"compress/flate"
+	"io"
+	"sync"
+)
+
+// Per-message compression (RFC 7692 permessage-deflate) is negotiated with
+// no context takeover in both directions: every message is compressed on its
+// own, so a connection keeps no compressor state between messages and idle
+// connections cost nothing extra. Compressors and decompressors are pooled
+// (a flate writer holds about 600 KiB).
+
+var (
+	flateWriters = sync.Pool{New: func() any {
+		w, _ := flate.NewWriter(nil, flate.BestSpeed) // error only for a bad level
+		return w
+	}}
+	flateReaders = sync.Pool{New: func() any { return flate.NewReader(nil) }}
+)
+
+// deflateTail is what a sync flush ends with; RFC 7692 strips it on the wire.
+var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
+
+// compress appends the permessage-deflate form of p to dst.
+func compress(dst *bytes.Buffer, p []byte) error {
+	start := dst.Len()
+	w := flateWriters.Get().(*flate.Writer)
+	defer flateWriters.Put(w)
+	w.Reset(dst)
+	if _, err := w.Write(p); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if bytes.HasSuffix(dst.Bytes()[start:], deflateTail) {
+		dst.Truncate(dst.Len() - len(deflateTail))
+	}
+	return nil
+}
+
+// decompress inflates a permessage-deflate message, reading at most limit
+// bytes of output; tooLarge reports a message that inflates beyond it.
+func decompress(p []byte, limit int) (out []byte, tooLarge bool, err error) {
+	r := flateReaders.Get().(io.ReadCloser)
+	defer flateReaders.Put(r)
+	src := io.MultiReader(bytes.NewReader(p), bytes.NewReader(deflateTail))
+	if err := r.(flate.Resetter).Reset(src, nil); err != nil {
+		return nil, false, err
+	}
+	out, err = io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil && err != io.ErrUnexpectedEOF {
+		return nil, false, err
+	}
+	if len(out) > limit {
+		return nil, true, nil
+	}
+	return out, false, nil
+}
