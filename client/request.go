@@ -1,0 +1,420 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// call is a request waiting for its reply. Between registration and the
+// signal on done, the reader goroutine may take it out of Client.pending and
+// fill in the reply; after the signal the caller owns it again. Calls are
+// pooled: the per-message path allocates little.
+type call struct {
+	id    string
+	want  string        // reply type on success
+	done  chan struct{} // cap 1: the reader has filled in the reply
+	out   any           // where a successful reply's data is decoded; nil to ignore it
+	err   error         // the server's *protocol.Error, or why the reply did not decode
+	timer *time.Timer   // sends: the retransmission timer, kept with the pooled call
+
+	// A send keeps what the reader needs to deliver the message to
+	// OnMessage as soon as the ack arrives.
+	send    bool
+	cid     string
+	to      string
+	ctype   string
+	content json.RawMessage
+	ack     protocol.Ack
+}
+
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+func (c *Client) newCall(want string) *call {
+	cl := callPool.Get().(*call)
+	cl.id = strconv.FormatUint(c.nextID.Add(1), 10)
+	cl.want = want
+	return cl
+}
+
+// register makes cl visible to the reader.
+func (c *Client) register(cl *call) {
+	c.mu.Lock()
+	c.pending[cl.id] = cl
+	c.mu.Unlock()
+}
+
+// release returns cl to the pool. If the caller stopped waiting before the
+// reply (answered is false) but the reader already took cl, release waits
+// for the reader to finish with it.
+func (c *Client) release(cl *call, answered bool) {
+	if !answered {
+		c.mu.Lock()
+		mine := c.pending[cl.id] == cl
+		if mine {
+			delete(c.pending, cl.id)
+		}
+		c.mu.Unlock()
+		if !mine {
+			<-cl.done
+		}
+	}
+	if cl.timer != nil {
+		cl.timer.Stop()
+	}
+	*cl = call{done: cl.done, timer: cl.timer}
+	callPool.Put(cl)
+}
+
+// complete hands a reply frame to the call waiting for it. It runs on the
+// reader goroutine.
+func (c *Client) complete(f *inFrame) {
+	c.mu.Lock()
+	cl := c.pending[f.ID]
+	delete(c.pending, f.ID)
+	c.mu.Unlock()
+	if cl == nil {
+		return // a heartbeat pong, or a request given up on
+	}
+	switch {
+	case f.Error != nil:
+		cl.err = f.Error
+	case f.Type != cl.want:
+		cl.err = fmt.Errorf("got a %q reply, want %q", f.Type, cl.want)
+	case cl.out != nil && len(f.Data) > 0:
+		if err := json.Unmarshal(f.Data, cl.out); err != nil {
+			cl.err = fmt.Errorf("decode %s reply: %w", f.Type, err)
+		}
+	}
+	if cl.send && cl.err == nil {
+		c.d.offer(protocol.Message{
+			Conversation: cl.ack.Conversation,
+			Seq:          cl.ack.Seq,
+			ServerID:     cl.ack.ServerID,
+			ClientID:     cl.cid,
+			From:         c.user,
+			To:           cl.to,
+			ContentType:  cl.ctype,
+			Content:      cl.content,
+			Time:         cl.ack.Time,
+		})
+	}
+	cl.done <- struct{}{}
+}
+
+// NewClientID returns a client message id unique to this Client, for
+// SendWithID.
+func (c *Client) NewClientID() string {
+	return c.cidPrefix + strconv.FormatUint(c.nextID.Add(1), 36)
+}
+
+// Send sends a message to user to, with a new client message id, and
+// returns the server's ack. See SendWithID.
+func (c *Client) Send(ctx context.Context, to, contentType string, content json.RawMessage) (protocol.Ack, error) {
+	return c.SendWithID(ctx, c.NewClientID(), to, contentType, content)
+}
+
+// SendWithID sends a message to user to with the caller's client message id
+// and returns the server's ack once the message is committed. It
+// retransmits with the same id when no ack comes within Options.AckTimeout
+// and after every reconnection, until acknowledged, until ctx ends, or until
+// the client stops; the server stores the message once however many copies
+// it receives. A refusal by the server is returned as a *protocol.Error,
+// except unavailable and internal, which are retried after a backoff. If
+// SendWithID returns early the message may still be committed: calling it
+// again with the same id finds out without sending a second message.
+//
+// Content must be valid JSON; SendWithID does not retain it after
+// returning. Once acknowledged, the message is also delivered to OnMessage
+// in its conversation's order. Many sends may be in flight at once.
+func (c *Client) SendWithID(ctx context.Context, clientID, to, contentType string, content json.RawMessage) (protocol.Ack, error) {
+	if !json.Valid(content) {
+		return protocol.Ack{}, fmt.Errorf("client: send: %w", protocol.Errorf(protocol.CodeInvalidArgument, "content is not valid JSON"))
+	}
+	cl := c.newCall(protocol.TypeAck)
+	frame, start := appendSendFrame(nil, cl.id, clientID, to, contentType, content)
+	cl.send, cl.cid, cl.to, cl.ctype = true, clientID, to, contentType
+	cl.content = frame[start : start+len(content) : start+len(content)]
+	cl.out = &cl.ack
+	ack, err := c.sendLoop(ctx, cl, frame)
+	if err != nil {
+		return ack, fmt.Errorf("client: send: %w", err)
+	}
+	return ack, nil
+}
+
+func (c *Client) sendLoop(ctx context.Context, cl *call, frame []byte) (ack protocol.Ack, err error) {
+	if cl.timer == nil {
+		cl.timer = time.NewTimer(c.opts.AckTimeout)
+		cl.timer.Stop()
+	}
+	answered := false
+	defer func() { c.release(cl, answered) }()
+	c.register(cl)
+	for attempt := 1; ; attempt++ {
+		cn, err := c.waitConn(ctx)
+		if err != nil {
+			return ack, err
+		}
+		c.stats.sends.Add(1)
+		if attempt > 1 {
+			c.stats.retransmits.Add(1)
+		}
+		if cn.writeText(frame) == nil {
+			cl.timer.Reset(c.opts.AckTimeout)
+		}
+		select {
+		case <-cl.done:
+			answered = true
+			if pe, ok := cl.err.(*protocol.Error); ok && retryableCode(pe.Code) {
+				if err := c.sleep(ctx, c.backoff.delay(attempt)); err != nil {
+					return ack, err
+				}
+				cl.err, answered = nil, false
+				c.register(cl)
+				continue
+			}
+			return cl.ack, cl.err
+		case <-cl.timer.C:
+		case <-cn.done:
+		case <-ctx.Done():
+			return ack, ctx.Err()
+		case <-c.ctx.Done():
+			return ack, c.stopErr
+		}
+	}
+}
+
+// sleep waits for d, or returns early with why ctx or the client ended.
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return c.stopErr
+	}
+}
+
+// waitConn returns the connection in service, waiting for one if the client
+// is between connections.
+func (c *Client) waitConn(ctx context.Context) (*conn, error) {
+	for {
+		c.mu.Lock()
+		cn, up := c.cn, c.connected
+		c.mu.Unlock()
+		if cn != nil {
+			return cn, nil
+		}
+		select {
+		case <-up:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.ctx.Done():
+			return nil, c.stopErr
+		}
+	}
+}
+
+// request sends a request of type typ on the current connection and decodes
+// the reply's data, of type want, into out. It fails with ErrDisconnected
+// if no connection is up or the connection drops before the reply.
+func (c *Client) request(ctx context.Context, typ, want string, payload, out any) error {
+	var data []byte
+	if payload != nil {
+		var err error
+		if data, err = json.Marshal(payload); err != nil {
+			return fmt.Errorf("client: %s: %w", typ, err)
+		}
+	}
+	cl := c.newCall(want)
+	cl.out = out
+	frame := appendFrame(nil, typ, cl.id, data)
+	err := c.roundTrip(ctx, cl, frame)
+	if err != nil {
+		return fmt.Errorf("client: %s: %w", typ, err)
+	}
+	return nil
+}
+
+func (c *Client) roundTrip(ctx context.Context, cl *call, frame []byte) error {
+	c.mu.Lock()
+	cn := c.cn
+	if cn != nil {
+		c.pending[cl.id] = cl
+	}
+	c.mu.Unlock()
+	if cn == nil {
+		c.release(cl, true)
+		if c.ctx.Err() != nil {
+			return c.stopErr
+		}
+		return ErrDisconnected
+	}
+	answered := false
+	defer func() { c.release(cl, answered) }()
+	if cn.writeText(frame) != nil {
+		return ErrDisconnected
+	}
+	select {
+	case <-cl.done:
+		answered = true
+		return cl.err
+	case <-cn.done:
+		select {
+		case <-cl.done: // the reply made it before the connection closed
+			answered = true
+			return cl.err
+		default:
+			return ErrDisconnected
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return c.stopErr
+	}
+}
+
+// Conversations returns the user's conversations changed after version
+// since (0 for all) and the version to pass next time. It does not affect
+// delivery, which keeps its own sync.
+func (c *Client) Conversations(ctx context.Context, since int64) (protocol.Conversations, error) {
+	var r protocol.Conversations
+	err := c.request(ctx, protocol.TypeConversations, protocol.TypeConversations, protocol.ConversationsRequest{Since: since}, &r)
+	return r, err
+}
+
+// Pull returns a page of a conversation's history, for example older
+// messages when the user scrolls back. The messages are returned, not
+// delivered to OnMessage.
+func (c *Client) Pull(ctx context.Context, p protocol.Pull) (protocol.Messages, error) {
+	var r protocol.Messages
+	err := c.request(ctx, protocol.TypePull, protocol.TypeMessages, p, &r)
+	return r, err
+}
+
+// MarkRead marks conv read up to seq and returns the receipt the server
+// sent to the conversation's members.
+func (c *Client) MarkRead(ctx context.Context, conv string, seq int64) (protocol.Receipt, error) {
+	var r protocol.Receipt
+	err := c.request(ctx, protocol.TypeRead, protocol.TypeOK, protocol.Read{Conversation: conv, Seq: seq}, &r)
+	return r, err
+}
+
+// Clear hides conv's history up to now for the user and returns the
+// conversation's new state. Messages of conv not yet delivered to OnMessage
+// that the clear hid are skipped.
+func (c *Client) Clear(ctx context.Context, conv string) (protocol.Conversation, error) {
+	var r protocol.Conversation
+	if err := c.request(ctx, protocol.TypeClear, protocol.TypeOK, protocol.Clear{Conversation: conv}, &r); err != nil {
+		return r, err
+	}
+	if r.ID == conv {
+		c.d.applyConversation(r, false)
+	}
+	return r, nil
+}
+
+// Subscribe asks for the presence of users to be pushed to OnPresence and
+// returns their current state. The client subscribes again after each
+// reconnection and passes the fresh state to OnPresence.
+func (c *Client) Subscribe(ctx context.Context, users ...string) ([]protocol.Presence, error) {
+	var r protocol.PresenceList
+	if err := c.request(ctx, protocol.TypeSubscribe, protocol.TypeOK, protocol.Subscribe{Users: users}, &r); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	for _, u := range users {
+		c.subs[u] = struct{}{}
+	}
+	c.mu.Unlock()
+	return r.Presence, nil
+}
+
+// Unsubscribe stops presence pushes for users. They are forgotten even if
+// the request fails, so they are not subscribed again after a reconnection.
+func (c *Client) Unsubscribe(ctx context.Context, users ...string) error {
+	c.mu.Lock()
+	for _, u := range users {
+		delete(c.subs, u)
+	}
+	c.mu.Unlock()
+	return c.request(ctx, protocol.TypeUnsubscribe, protocol.TypeOK, protocol.Subscribe{Users: users}, nil)
+}
+
+// Ping measures a round trip to the server and returns its clock.
+func (c *Client) Ping(ctx context.Context) (protocol.Pong, error) {
+	var r protocol.Pong
+	err := c.request(ctx, protocol.TypePing, protocol.TypePong, nil, &r)
+	return r, err
+}
+
+// inFrame is an incoming frame. The reader reuses one, so Data is only
+// valid until the next frame.
+type inFrame struct {
+	Type  string          `json:"type"`
+	ID    string          `json:"id"`
+	Data  json.RawMessage `json:"data"`
+	Error *protocol.Error `json:"error"`
+}
+
+func (f *inFrame) reset() {
+	f.Type, f.ID, f.Data, f.Error = "", "", f.Data[:0], nil
+}
+
+// appendFrame appends a request frame. typ and id need no JSON escaping;
+// data is JSON or empty.
+func appendFrame(b []byte, typ, id string, data []byte) []byte {
+	b = append(b, `{"type":"`...)
+	b = append(b, typ...)
+	b = append(b, `","id":"`...)
+	b = append(b, id...)
+	b = append(b, '"')
+	if len(data) > 0 {
+		b = append(b, `,"data":`...)
+		b = append(b, data...)
+	}
+	return append(b, '}')
+}
+
+// appendSendFrame appends a send frame and returns where content starts in
+// it. Building it by hand spares a marshal of the content, the one large
+// field, which is copied as is.
+func appendSendFrame(b []byte, id, cid, to, ctype string, content json.RawMessage) ([]byte, int) {
+	b = slices.Grow(b, 64+len(id)+len(cid)+len(to)+len(ctype)+len(content))
+	b = append(b, `{"type":"send","id":"`...)
+	b = append(b, id...)
+	b = append(b, `","data":{"cid":`...)
+	b = appendString(b, cid)
+	b = append(b, `,"to":`...)
+	b = appendString(b, to)
+	b = append(b, `,"ctype":`...)
+	b = appendString(b, ctype)
+	b = append(b, `,"content":`...)
+	start := len(b)
+	b = append(b, content...)
+	return append(b, "}}"...), start
+}
+
+// appendString appends s as a JSON string.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if ch := s[i]; ch < 0x20 || ch == '"' || ch == '\\' || ch >= utf8.RuneSelf {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
