@@ -8,15 +8,18 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/parleyim/parley/parleytest"
 )
 
 // TestIntegration runs a short load test against a real server: the one at
-// $PARLEY_URL with the admin key $PARLEY_ADMIN_KEY. It is skipped when they
-// are not set; CI sets them once it starts a server.
+// $PARLEY_URL with the admin key $PARLEY_ADMIN_KEY if they are set, or one
+// started in this process by parleytest.
 func TestIntegration(t *testing.T) {
 	url, key := os.Getenv("PARLEY_URL"), os.Getenv("PARLEY_ADMIN_KEY")
 	if url == "" || key == "" {
-		t.Skip("PARLEY_URL and PARLEY_ADMIN_KEY do not name a server")
+		s := parleytest.NewServer(t, nil)
+		url, key = s.URL, parleytest.AdminKey
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
