@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -77,8 +78,12 @@ type Service struct {
 
 	mu          sync.RWMutex
 	revocations map[revocationKey]time.Time // guarded by mu
-	onRevoke    func(user, device string)   // guarded by mu
+	onRevoke    RevokeHook                  // guarded by mu
 }
+
+// RevokeHook closes the live connections of a user's device (every device
+// when device is empty) with the kick code, and returns how many it closed.
+type RevokeHook func(user, device string, code protocol.Code) int
 
 type revocationKey struct{ user, device string }
 
@@ -146,9 +151,9 @@ func (s *Service) ensureSystemUser(ctx context.Context) error {
 	return nil
 }
 
-// OnRevoke registers f to be called after tokens are revoked (device is empty
-// when all the user's devices were revoked), so live connections can be closed.
-func (s *Service) OnRevoke(f func(user, device string)) {
+// OnRevoke registers f to be called after tokens are revoked, so live
+// connections can be closed.
+func (s *Service) OnRevoke(f RevokeHook) {
 	s.mu.Lock()
 	s.onRevoke = f
 	s.mu.Unlock()
@@ -180,7 +185,7 @@ func (s *Service) CreateUser(ctx context.Context, in NewUser) (store.User, error
 	if err := validateProfile(&in.Nickname, &in.AvatarURL, &in.Extra); err != nil {
 		return store.User{}, err
 	}
-	now := s.now().UTC()
+	now := s.now().UTC().Truncate(time.Millisecond)
 	u := store.User{ID: in.ID, Nickname: in.Nickname, AvatarURL: in.AvatarURL, Extra: in.Extra, CreatedAt: now, UpdatedAt: now}
 	if in.Password != "" {
 		hash, err := s.hashPassword(ctx, in.Password)
@@ -230,7 +235,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, in UserUpdate) (sto
 		}
 		up.PasswordHash = &hash
 	}
-	u, err := s.store.UpdateUser(ctx, id, up, s.now().UTC())
+	u, err := s.store.UpdateUser(ctx, id, up, s.now().UTC().Truncate(time.Millisecond))
 	if errors.Is(err, store.ErrNotFound) {
 		return store.User{}, protocol.Errorf(protocol.CodeNotFound, "no user %q", id)
 	}
@@ -271,30 +276,38 @@ func (s *Service) User(ctx context.Context, id string) (store.User, error) {
 	return u, nil
 }
 
-// ListUsers lists users matching q; Limit is clamped to 1..1000 (default 100).
-func (s *Service) ListUsers(ctx context.Context, q store.UserQuery) ([]store.User, error) {
+// ListUsers lists users matching q; Limit is clamped to 1..1000 (default
+// 100). next is the cursor (q.After) of the following page, "" on the last.
+func (s *Service) ListUsers(ctx context.Context, q store.UserQuery) (users []store.User, next string, err error) {
 	if q.Limit <= 0 {
 		q.Limit = 100
 	}
-	q.Limit = min(q.Limit, 1000)
-	users, err := s.store.ListUsers(ctx, q)
+	limit := min(q.Limit, 1000)
+	q.Limit = limit + 1 // one more tells whether another page exists
+	users, err = s.store.ListUsers(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("account: list users: %w", err)
+		return nil, "", fmt.Errorf("account: list users: %w", err)
 	}
-	return users, nil
+	if len(users) > limit {
+		users = users[:limit]
+		next = users[limit-1].ID
+	}
+	return users, next, nil
 }
 
 // Revoke invalidates every token of user issued until now, or of one device
-// when device is not empty, and tells the OnRevoke hook.
-func (s *Service) Revoke(ctx context.Context, user, device string) error {
+// when device is not empty, then has the OnRevoke hook close the matching
+// connections with the kick code. It returns how many it closed. Revoking
+// before closing means a kicked device cannot come straight back.
+func (s *Service) Revoke(ctx context.Context, user, device string, code protocol.Code) (int, error) {
 	if _, err := s.User(ctx, user); err != nil {
-		return err
+		return 0, err
 	}
 	// Tokens carry millisecond issue times; a token minted in the same
 	// millisecond as the revocation is revoked too.
 	before := s.now().UTC().Truncate(time.Millisecond).Add(time.Millisecond)
 	if err := s.store.Revoke(ctx, store.Revocation{User: user, Device: device, Before: before}); err != nil {
-		return fmt.Errorf("account: revoke: %w", err)
+		return 0, fmt.Errorf("account: revoke: %w", err)
 	}
 	s.mu.Lock()
 	k := revocationKey{user, device}
@@ -303,10 +316,20 @@ func (s *Service) Revoke(ctx context.Context, user, device string) error {
 	}
 	hook := s.onRevoke
 	s.mu.Unlock()
-	if hook != nil {
-		hook(user, device)
+	if hook == nil {
+		return 0, nil
 	}
-	return nil
+	return hook(user, device, code), nil
+}
+
+// BearerToken returns the credential of an Authorization header value of the
+// Bearer scheme (matched case-insensitively), or "" for any other value.
+func BearerToken(header string) string {
+	scheme, cred, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(cred)
 }
 
 func (s *Service) revokedBefore(user, device string) time.Time {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/store"
 )
 
 // argon2id parameters: 19 MiB, 2 passes, 1 lane (OWASP's minimum), about
@@ -106,6 +107,9 @@ type NewUserResult struct {
 func (s *Service) Login(ctx context.Context, user, password, platform, device string) (string, time.Time, error) {
 	denied := protocol.Errorf(protocol.CodeUnauthenticated, "wrong user id or password")
 	u, err := s.store.User(ctx, user)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", time.Time{}, fmt.Errorf("account: login: %w", err)
+	}
 	hash := u.PasswordHash
 	if err != nil || hash == "" {
 		// Spend the same time as a real check so timing does not reveal

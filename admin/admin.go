@@ -124,8 +124,12 @@ func (c *Client) Revoke(ctx context.Context, user, device string) error {
 // Kick forces a device (every device if empty) offline and revokes its
 // tokens; it returns how many connections were closed.
 func (c *Client) Kick(ctx context.Context, user, device string) (int, error) {
+	path := "/v1/users/" + url.PathEscape(user) + "/kick"
+	if device != "" {
+		path += "?device=" + url.QueryEscape(device)
+	}
 	var out struct{ Kicked int }
-	err := c.do(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(user)+"/kick", map[string]string{"device": device}, &out)
+	err := c.do(ctx, http.MethodPost, path, nil, &out)
 	return out.Kicked, err
 }
 

@@ -41,6 +41,15 @@ type API struct {
 	Log      *slog.Logger
 }
 
+// NotFound answers requests for paths no route serves with a JSON
+// not_found error, like every other API error.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	e := protocol.Errorf(protocol.CodeNotFound, "no route %s %s", r.Method, r.URL.Path)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusNotFound)
+	json.NewEncoder(w).Encode(map[string]any{"error": e})
+}
+
 // Routes registers the API's handlers on mux.
 func (a *API) Routes(mux *http.ServeMux) {
 	a.handle(mux, "POST /v1/auth/register", public, a.register)
@@ -102,9 +111,9 @@ func (a *API) handle(mux *http.ServeMux, pattern string, acc access, h handlerFu
 func (a *API) serve(acc access, h handlerFunc, r *http.Request) (int, any, error) {
 	var who caller
 	if acc != public {
-		cred, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		cred := account.BearerToken(r.Header.Get("Authorization"))
 		switch {
-		case !ok || cred == "":
+		case cred == "":
 			return 0, nil, protocol.Errorf(protocol.CodeUnauthenticated, "an Authorization: Bearer credential is required")
 		case a.Accounts.IsAdmin(cred):
 			who.admin = true
@@ -222,17 +231,13 @@ func (a *API) listUsers(ctx context.Context, _ caller, r *http.Request) (int, an
 		return 0, nil, err
 	}
 	q := r.URL.Query()
-	users, err := a.Accounts.ListUsers(ctx, store.UserQuery{Search: q.Get("search"), After: q.Get("after"), Limit: int(limit)})
+	users, next, err := a.Accounts.ListUsers(ctx, store.UserQuery{Search: q.Get("search"), After: q.Get("after"), Limit: int(limit)})
 	if err != nil {
 		return 0, nil, err
 	}
 	out := make([]userJSON, len(users))
 	for i, u := range users {
 		out[i] = toUserJSON(u)
-	}
-	next := ""
-	if len(users) > 0 && (limit == 0 || len(users) == int(limit)) {
-		next = users[len(users)-1].ID
 	}
 	return http.StatusOK, map[string]any{"users": out, "next": next}, nil
 }
@@ -250,6 +255,11 @@ func (a *API) updateUser(ctx context.Context, who caller, r *http.Request) (int,
 	var in account.UserUpdate
 	if err := decodeBody(r, &in); err != nil {
 		return 0, nil, err
+	}
+	if in.Password != nil && !who.admin {
+		// Changing a password needs proof of the old one; until that flow
+		// exists, only the app server (admin) sets passwords.
+		return 0, nil, protocol.Errorf(protocol.CodeForbidden, "only the admin may set a password")
 	}
 	u, err := a.Accounts.UpdateUser(ctx, id, in)
 	return http.StatusOK, map[string]any{"user": toUserJSON(u)}, err
@@ -271,27 +281,16 @@ func (a *API) mintToken(ctx context.Context, _ caller, r *http.Request) (int, an
 }
 
 func (a *API) revokeTokens(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
-	err := a.Accounts.Revoke(ctx, r.PathValue("id"), r.URL.Query().Get("device"))
+	_, err := a.Accounts.Revoke(ctx, r.PathValue("id"), r.URL.Query().Get("device"), protocol.CodeKickRevoked)
 	return http.StatusNoContent, nil, err
 }
 
-type kickRequest struct {
-	Device string `json:"device"`
-}
-
-// kick forces a device (or all the user's devices) offline: its tokens are
-// revoked so it cannot come back until the app mints a new one.
+// kick forces a device (?device=, or all the user's devices) offline: its
+// tokens are revoked first, so it cannot come back until the app mints a new
+// one, then its connections get a forced_offline kick.
 func (a *API) kick(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
-	var in kickRequest
-	if err := decodeBody(r, &in); err != nil {
-		return 0, nil, err
-	}
-	user := r.PathValue("id")
-	n := a.Gateway.KickDevice(user, in.Device, protocol.CodeKickAdmin)
-	if err := a.Accounts.Revoke(ctx, user, in.Device); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusOK, map[string]int{"kicked": n}, nil
+	n, err := a.Accounts.Revoke(ctx, r.PathValue("id"), r.URL.Query().Get("device"), protocol.CodeKickAdmin)
+	return http.StatusOK, map[string]int{"kicked": n}, err
 }
 
 func (a *API) sessions(_ context.Context, _ caller, r *http.Request) (int, any, error) {

@@ -96,16 +96,26 @@ func (c *conn) startWriterLocked() {
 	}
 }
 
-// kick queues a kick frame as the last frame and closes the connection once
-// it is written.
+// kick queues a kick frame and a WebSocket close frame as the last frames
+// and closes the connection once they are written.
 func (c *conn) kick(code protocol.Code, msg string) {
 	frame := encodeFrame(protocol.TypeKick, "", protocol.Kick{Code: code, Message: msg})
+	status := ws.StatusNormalClosure
+	switch code {
+	case protocol.CodeKickProtocol:
+		status = ws.StatusProtocolError
+	case protocol.CodeKickShutdown:
+		status = ws.StatusGoingAway
+	case protocol.CodeKickPolicy, protocol.CodeKickReplaced, protocol.CodeKickAdmin, protocol.CodeKickRevoked:
+		status = ws.StatusPolicyViolation
+	}
+	closing := ws.NewCloseFrameBody(status, string(code))
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return
 	}
-	c.queue = append(c.queue, outFrame{frame, opText})
+	c.queue = append(c.queue, outFrame{frame, opText}, outFrame{closing, opClose})
 	c.closing = true
 	c.startWriterLocked()
 	c.mu.Unlock()
@@ -222,6 +232,13 @@ func (c *conn) readFrame(r io.Reader, hdr []byte) (payload []byte, tooLarge bool
 			case ws.OpPing:
 				c.enqueue(body, opPong)
 			case ws.OpClose:
+				// Answer with a close frame echoing the status, as the
+				// protocol requires; the caller then ends the connection.
+				code, _ := ws.ParseCloseFrameData(body)
+				if code == 0 {
+					code = ws.StatusNormalClosure
+				}
+				c.enqueue(ws.NewCloseFrameBody(code, ""), opClose)
 				return nil, false, io.EOF
 			}
 			continue

@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,7 +121,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, protocol.Errorf(protocol.CodeUnavailable, "server is shutting down"))
 		return
 	}
-	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	token := account.BearerToken(r.Header.Get("Authorization"))
 	if token == "" {
 		token = r.URL.Query().Get("token")
 	}
@@ -143,7 +142,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	nc, rw, _, err := upgrader.Upgrade(r, w)
 	if err != nil {
+		// The upgrader has hijacked the connection and written the error
+		// response; the connection is ours to close.
 		g.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		if nc != nil {
+			nc.Close()
+		}
 		return
 	}
 	var early []byte

@@ -179,7 +179,9 @@ func (s *Service) Send(ctx context.Context, req SendRequest) (protocol.Ack, erro
 	case r := <-ch:
 		return r.ack, r.err
 	case <-ctx.Done():
-		return protocol.Ack{}, fmt.Errorf("message: send: %w", ctx.Err())
+		// The message may still commit; a resend with the same client
+		// message id tells.
+		return protocol.Ack{}, protocol.Errorf(protocol.CodeUnavailable, "the request ended before the commit finished; resend with the same cid to learn the outcome")
 	}
 }
 

@@ -98,15 +98,16 @@ func (r *Registry) Connected(user string) {
 }
 
 // Disconnected records that one of user's device connections closed.
+// Last-seen times have second precision, in memory as in the store.
 func (r *Registry) Disconnected(user string) {
-	now := r.now().UTC()
+	now := r.now().UTC().Truncate(time.Second)
 	r.mu.Lock()
 	e := r.entry(user)
 	e.devices = max(0, e.devices-1)
 	changed := e.devices == 0
 	if changed {
 		e.lastSeen = now
-		r.dirty[user] = now.Truncate(time.Second)
+		r.dirty[user] = now
 		r.forget(user, e)
 	}
 	r.mu.Unlock()
@@ -162,12 +163,15 @@ func (r *Registry) Get(ctx context.Context, users []string) []protocol.Presence 
 	out := make([]protocol.Presence, len(users))
 	for i, u := range users {
 		r.mu.Lock()
-		e, ok := r.users[u]
-		if ok {
+		e := r.users[u]
+		// An entry that is offline and has no last-seen time exists only for
+		// its subscribers; the store knows when the user was last seen.
+		known := e != nil && (e.devices > 0 || !e.lastSeen.IsZero())
+		if known {
 			out[i] = r.presenceLocked(u, e)
 		}
 		r.mu.Unlock()
-		if !ok {
+		if !known {
 			out[i] = protocol.Presence{User: u}
 			if t, err := r.store.LastSeen(ctx, u); err == nil && !t.IsZero() {
 				out[i].LastSeen = t.UnixMilli()
@@ -254,7 +258,7 @@ func (r *Registry) flush() {
 // flusher.
 func (r *Registry) Close() {
 	r.once.Do(func() {
-		now := r.now().UTC()
+		now := r.now().UTC().Truncate(time.Second)
 		r.mu.Lock()
 		for u, e := range r.users {
 			if e.devices > 0 {

@@ -38,9 +38,9 @@ const (
 	CodeKickAdmin      Code = "forced_offline"
 	CodeKickIdle       Code = "heartbeat_timeout"
 	CodeKickShutdown   Code = "shutdown"
-	CodeKickRevoked    Code = "token_revoked"
+	CodeKickRevoked         = CodeTokenRevoked // the token was revoked
 	CodeKickProtocol   Code = "protocol_error"
-	CodeKickSlowClient Code = "slow_consumer"
+	CodeKickSlowClient      = CodeSlowConsumer // closed without a kick frame: the queue is full
 )
 
 // HTTPStatus is the HTTP status a REST response uses for the code.

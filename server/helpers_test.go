@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,8 +22,11 @@ func doHTTP(t *testing.T, s *parleytest.Server, method, path, cred, body string)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cred != "" && !strings.Contains(cred, " ") {
+		cred = "Bearer " + cred // a bare credential; "Scheme cred" is sent as is
+	}
 	if cred != "" {
-		req.Header.Set("Authorization", "Bearer "+cred)
+		req.Header.Set("Authorization", cred)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -31,6 +35,12 @@ func doHTTP(t *testing.T, s *parleytest.Server, method, path, cred, body string)
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, raw
+}
+
+func sortedCopy(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return out
 }
 
 // getJSON GETs path with the admin key and decodes the 200 response into v.

@@ -93,13 +93,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 		QueueBytes:    cfg.QueueBytes,
 		Compression:   cfg.Compression,
 	}, accounts, hub, s.messages, s.presence, log)
-	accounts.OnRevoke(func(user, device string) {
-		s.gateway.KickDevice(user, device, protocol.CodeKickRevoked)
-	})
+	accounts.OnRevoke(s.gateway.KickDevice)
 
 	mux := http.NewServeMux()
 	(&api.API{Accounts: accounts, Messages: s.messages, Gateway: s.gateway, Presence: s.presence, Log: log}).Routes(mux)
 	mux.Handle("GET /v1/ws", s.gateway)
+	mux.HandleFunc("/", api.NotFound)
 	mux.Handle("GET /metrics", metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -337,6 +339,9 @@ func TestRESTBadInput(t *testing.T) {
 		{"wrong password", "POST", "/v1/auth/login", "", `{"id":"alice","password":"wrongwrong","platform":"web","device":"d"}`, 401, protocol.CodeUnauthenticated},
 		{"admin without user", "GET", "/v1/conversations", parleytest.AdminKey, "", 400, protocol.CodeInvalidArgument},
 		{"presence without users", "GET", "/v1/presence", alice, "", 400, protocol.CodeInvalidArgument},
+		{"user sets own password", "PATCH", "/v1/users/alice", alice, `{"password":"newpassword"}`, 403, protocol.CodeForbidden},
+		{"no such route", "GET", "/v1/nope", alice, "", 404, protocol.CodeNotFound},
+		{"other auth scheme", "GET", "/v1/users", "Basic " + parleytest.AdminKey, "", 401, protocol.CodeUnauthenticated},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -364,6 +369,27 @@ func TestUsersAndSystemMessages(t *testing.T) {
 	users, _, err := s.Admin.ListUsers(ctx, "caro", "", 10)
 	if err != nil || len(users) != 1 || users[0].ID != "carol" {
 		t.Fatalf("search = %+v, %v", users, err)
+	}
+	// Paging: the cursor walks every user once and ends empty.
+	var seen []string
+	for after := ""; ; {
+		page, next, err := s.Admin.ListUsers(ctx, "", after, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range page {
+			seen = append(seen, u.ID)
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if want := sortedCopy([]string{"carol", gen.ID, "system"}); fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("paged users = %v, want %v", seen, want)
+	}
+	if status, body := doHTTP(t, s, "GET", "/v1/users", "bearer "+parleytest.AdminKey, ""); status != 200 {
+		t.Fatalf("lower-case bearer scheme: %d %s", status, body)
 	}
 
 	// Self-registration and password login mint a working token.
@@ -472,5 +498,26 @@ func TestCompressionIsNegotiated(t *testing.T) {
 	defer nc.Close()
 	if len(hs.Extensions) != 1 || string(hs.Extensions[0].Name) != wsflate.ExtensionName {
 		t.Fatalf("extensions = %v, want permessage-deflate", hs.Extensions)
+	}
+}
+
+func TestFailedUpgradeClosesTheConnection(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	tok := s.User(t, "alice", "web", "a1")
+	nc, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// A valid token but no upgrade headers: the handshake fails with 400
+	// and the server must close the connection it took over.
+	fmt.Fprintf(nc, "GET /v1/ws HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", tok)
+	nc.SetReadDeadline(time.Now().Add(wait))
+	resp, err := io.ReadAll(nc)
+	if err != nil {
+		t.Fatalf("connection left open: %v (read %q)", err, resp)
+	}
+	if !strings.HasPrefix(string(resp), "HTTP/1.1 400") {
+		t.Fatalf("response %q", resp)
 	}
 }
