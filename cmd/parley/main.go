@@ -34,6 +34,7 @@ Usage:
   parley kick [flags] USER        force USER's devices offline
   parley send [flags]             send a message as a user or as the system account
   parley online [flags]           list the devices online
+  parley loadgen [flags]          run the load generator against a server
 
 The admin commands call the REST API at --url (env PARLEY_URL) with
 --admin-key (env PARLEY_ADMIN_KEY). Every command takes --help.
@@ -57,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "user", "token", "revoke", "kick", "send", "online":
 		return adminCommand(cmd, rest, stdout, stderr)
+	case "loadgen":
+		return loadgenMain(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
