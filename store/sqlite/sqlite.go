@@ -1,0 +1,224 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parleyim/parley/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Values of Options.Sync.
+const (
+	SyncFull   = "full"
+	SyncNormal = "normal"
+)
+
+// Defaults for the zero values of Options.
+const (
+	defaultReadConns   = 4
+	defaultBusyTimeout = 5 * time.Second
+)
+
+// Tuning of the writer connection, measured with BenchmarkAppendMessages.
+const (
+	// writerCacheKiB is the writer's page cache. A batch of messages
+	// touches pages all over the messages and members b-trees; with
+	// SQLite's default of 2 MiB the writer re-reads them and spills dirty
+	// pages in mid-transaction, which costs a fifth of its time.
+	writerCacheKiB = 64 << 10
+	// walCheckpointPages is the WAL size, in pages, at which a commit
+	// checkpoints it. SQLite's default of 1000 makes nearly every large
+	// batch checkpoint, copying every page it wrote once more; 16000
+	// (64 MiB of 4 KiB pages) lets a page written by many batches be
+	// copied once, which doubled messages per second over 150,000
+	// messages.
+	walCheckpointPages = 16000
+)
+
+// Options configures a Store. The zero value is the durable default.
+type Options struct {
+	// Sync is SyncFull (the default when empty) or SyncNormal; see the
+	// package documentation for what each survives.
+	Sync string
+	// ReadConns is the number of connections in the read pool; 0 means 4.
+	ReadConns int
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// connection (another process, or a checkpoint) before failing with
+	// SQLITE_BUSY; 0 means 5s.
+	BusyTimeout time.Duration
+}
+
+// Store is store.Store on a SQLite database file. Its methods are safe for
+// concurrent use.
+type Store struct {
+	writer *sql.DB // one connection, transactions BEGIN IMMEDIATE: every write
+	reader *sql.DB // query-only connections: reads outside write transactions
+
+	// Statements prepared on the writer: AppendMessages, MarkRead and
+	// ClearHistory.
+	conversationMaxSeq *sql.Stmt
+	insertConversation *sql.Stmt
+	setMaxSeq          *sql.Stmt
+	insertMessage      *sql.Stmt
+	messageByClientID  *sql.Stmt
+	nextVersion        *sql.Stmt
+	upsertMember       *sql.Stmt
+	writerMember       *sql.Stmt // memberSQL, for reading inside a write transaction
+	setMemberSeqs      *sql.Stmt
+
+	// Statements prepared on the reader: the client sync path.
+	member           *sql.Stmt
+	membersSince     *sql.Stmt
+	currentVersion   *sql.Stmt
+	messagesForward  *sql.Stmt
+	messagesBackward *sql.Stmt
+
+	closeOnce sync.Once
+	closeErr  error // set by the first Close
+}
+
+// Open opens or creates the database at path, a file name, and brings its
+// schema up to date. It fails with ErrSchemaTooNew if a newer binary has
+// migrated the database past the migrations this one knows. The caller
+// closes the Store.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	s, err := open(ctx, path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" || path == ":memory:" || strings.Contains(path, "?") {
+		// Two pools on one in-memory database would be two databases, and
+		// '?' would start the driver's parameters.
+		return nil, errors.New("path must be a file name without '?'")
+	}
+	var synchronous string
+	switch opts.Sync {
+	case "", SyncFull:
+		synchronous = "FULL"
+	case SyncNormal:
+		synchronous = "NORMAL"
+	default:
+		return nil, fmt.Errorf("unknown sync mode %q, want %q or %q", opts.Sync, SyncFull, SyncNormal)
+	}
+	readConns := opts.ReadConns
+	if readConns <= 0 {
+		readConns = defaultReadConns
+	}
+	busy := opts.BusyTimeout
+	if busy <= 0 {
+		busy = defaultBusyTimeout
+	}
+	busyPragma := fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds())
+
+	writer, err := openPool(ctx, path, 1, url.Values{
+		"_pragma": {
+			busyPragma,
+			"journal_mode(WAL)",
+			"synchronous(" + synchronous + ")",
+			"foreign_keys(on)",
+			fmt.Sprintf("cache_size(%d)", -writerCacheKiB),
+			fmt.Sprintf("wal_autocheckpoint(%d)", walCheckpointPages),
+		},
+		"_txlock": {"immediate"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writer: %w", err)
+	}
+	if err := migrate(ctx, writer); err != nil {
+		writer.Close()
+		return nil, err
+	}
+	// The reader is opened after the migrations, which switched the file to
+	// WAL (a persistent setting), so its connections need not.
+	reader, err := openPool(ctx, path, readConns, url.Values{
+		"_pragma": {busyPragma, "query_only(on)"},
+	})
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("reader: %w", err)
+	}
+	s := &Store{writer: writer, reader: reader}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openPool opens a pool of at most conns connections to path, each set up
+// by the driver with params, and checks that one connection opens.
+func openPool(ctx context.Context, path string, conns int, params url.Values) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", path+"?"+params.Encode())
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (s *Store) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		db    *sql.DB
+		stmt  **sql.Stmt
+		query string
+	}{
+		{s.writer, &s.conversationMaxSeq, conversationMaxSeqSQL},
+		{s.writer, &s.insertConversation, insertConversationSQL},
+		{s.writer, &s.setMaxSeq, setMaxSeqSQL},
+		{s.writer, &s.insertMessage, insertMessageSQL},
+		{s.writer, &s.messageByClientID, messageByClientIDSQL},
+		{s.writer, &s.nextVersion, nextVersionSQL},
+		{s.writer, &s.upsertMember, upsertMemberSQL},
+		{s.writer, &s.writerMember, memberSQL},
+		{s.writer, &s.setMemberSeqs, setMemberSeqsSQL},
+		{s.reader, &s.member, memberSQL},
+		{s.reader, &s.membersSince, membersSinceSQL},
+		{s.reader, &s.currentVersion, currentVersionSQL},
+		{s.reader, &s.messagesForward, messagesForwardSQL},
+		{s.reader, &s.messagesBackward, messagesBackwardSQL},
+	} {
+		stmt, err := p.db.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("prepare %q: %w", p.query, err)
+		}
+		*p.stmt = stmt
+	}
+	return nil
+}
+
+// Close closes both pools, and with them the prepared statements. It is
+// safe to call more than once; later calls return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		// The writer closes last: the last connection to a WAL database
+		// checkpoints it and removes the WAL file.
+		if err := errors.Join(s.reader.Close(), s.writer.Close()); err != nil {
+			s.closeErr = fmt.Errorf("sqlite: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// timeOf converts stored unix milliseconds to a UTC time.
+func timeOf(ms int64) time.Time {
+	return time.UnixMilli(ms).UTC()
+}
