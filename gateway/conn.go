@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -44,16 +45,20 @@ type conn struct {
 	device      string
 	remote      string
 	connectedAt time.Time
-	deflate     bool // permessage-deflate was negotiated
+	deflate     bool      // permessage-deflate was negotiated
+	fd          int       // the socket's descriptor, for the poller
+	src         io.Reader // the socket, after any bytes that came with the handshake
 
-	subs []string // presence subscriptions; owned by the read goroutine
+	lastRead atomic.Int64 // unix nanoseconds of the last frame read, for the idle sweep
+	serving  atomic.Bool  // a serve goroutine is reading the connection
 
 	mu      sync.Mutex
-	queue   []outFrame     // guarded by mu
-	queued  int            // bytes in queue; guarded by mu
-	writing bool           // a write goroutine is running; guarded by mu
-	closing bool           // no more frames are queued; guarded by mu
-	writers sync.WaitGroup // the write goroutine, waited for by run
+	subs    []string   // presence subscriptions; guarded by mu
+	queue   []outFrame // guarded by mu
+	queued  int        // bytes in queue; guarded by mu
+	writing bool       // a write goroutine is running; guarded by mu
+	closing bool       // no more frames are queued; guarded by mu
+	torn    bool       // torn down: unregistered and closed; guarded by mu
 }
 
 // Push implements presence.Subscriber.
@@ -77,7 +82,8 @@ func (c *conn) enqueue(payload []byte, op ws.OpCode) bool {
 		metrics.SlowConsumers.Inc()
 		metrics.Kicks.WithLabelValues(string(protocol.CodeKickSlowClient)).Inc()
 		c.gw.log.Info("closing slow consumer", "user", c.user, "device", c.device)
-		c.nc.Close()
+		// The caller may hold a hub shard lock, which teardown takes.
+		c.gw.workers.Go(func() { c.gw.teardown(c) })
 		return false
 	}
 	c.queue = append(c.queue, outFrame{payload, op})
@@ -91,9 +97,24 @@ func (c *conn) enqueue(payload []byte, op ws.OpCode) bool {
 func (c *conn) startWriterLocked() {
 	if !c.writing {
 		c.writing = true
-		c.writers.Add(1)
+		c.gw.workers.Add(1)
 		go c.writeLoop()
 	}
+}
+
+// closeWith queues the last frames of a connection; the writer tears the
+// connection down once they are written. It reports whether it queued them
+// (false if the connection was already closing).
+func (c *conn) closeWith(last ...outFrame) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.queue = append(c.queue, last...)
+	c.closing = true
+	c.startWriterLocked()
+	return true
 }
 
 // kick queues a kick frame and a WebSocket close frame as the last frames
@@ -109,24 +130,16 @@ func (c *conn) kick(code protocol.Code, msg string) {
 	case protocol.CodeKickPolicy, protocol.CodeKickReplaced, protocol.CodeKickAdmin, protocol.CodeKickRevoked:
 		status = ws.StatusPolicyViolation
 	}
-	closing := ws.NewCloseFrameBody(status, string(code))
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return
+	if c.closeWith(outFrame{frame, opText}, outFrame{ws.NewCloseFrameBody(status, string(code)), opClose}) {
+		metrics.Kicks.WithLabelValues(string(code)).Inc()
 	}
-	c.queue = append(c.queue, outFrame{frame, opText}, outFrame{closing, opClose})
-	c.closing = true
-	c.startWriterLocked()
-	c.mu.Unlock()
-	metrics.Kicks.WithLabelValues(string(code)).Inc()
 }
 
 // writeLoop writes queued frames in batches, one writev per batch, until the
 // queue is empty. If the connection is closing it closes it after the last
 // frame.
 func (c *conn) writeLoop() {
-	defer c.writers.Done()
+	defer c.gw.workers.Done()
 	var headers []byte
 	var bufs net.Buffers
 	var deflated bytes.Buffer
@@ -139,7 +152,7 @@ func (c *conn) writeLoop() {
 			closing := c.closing
 			c.mu.Unlock()
 			if closing {
-				c.nc.Close()
+				c.gw.teardown(c)
 			}
 			return
 		}
@@ -171,11 +184,9 @@ func (c *conn) writeLoop() {
 		c.nc.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
 		if _, err := bufs.WriteTo(c.nc); err != nil {
 			c.mu.Lock()
-			c.closing = true
-			c.queue, c.queued = nil, 0
 			c.writing = false
 			c.mu.Unlock()
-			c.nc.Close()
+			c.gw.teardown(c)
 			return
 		}
 		metrics.FramesOut.Add(float64(len(batch)))
@@ -198,15 +209,21 @@ func appendHeader(b []byte, rsv byte, op ws.OpCode, n int) []byte {
 	}
 }
 
-var errProtocol = errors.New("gateway: websocket protocol violation")
+var (
+	errProtocol     = errors.New("gateway: websocket protocol violation")
+	errClientClosed = errors.New("gateway: client sent close")
+)
 
-// readFrame reads the next complete data message (text, or a control frame
-// answered in place), enforcing the size limit. It returns the payload of a
-// text message, unmasked. Messages over the limit are discarded, up to
-// discardLimit bytes, and reported with tooLarge so the connection survives.
+// readFrame reads the next frame and, for a text message, any continuation
+// frames, enforcing the size limit. It returns the unmasked payload of a text
+// message, or nil after answering a control frame on its own. Messages over
+// the limit are discarded, up to discardLimit bytes, and reported with
+// tooLarge so the connection survives. After the client's Close frame it
+// queues the reply, lets the writer end the connection, and returns
+// errClientClosed.
 func (c *conn) readFrame(r io.Reader, hdr []byte) (payload []byte, tooLarge bool, err error) {
 	limit := int64(c.gw.cfg.MaxFrameBytes)
-	var msg []byte
+	msg := []byte{} // not nil: an empty message is still a message
 	var total int64
 	fragmented, compressed := false, false
 	for {
@@ -238,8 +255,11 @@ func (c *conn) readFrame(r io.Reader, hdr []byte) (payload []byte, tooLarge bool
 				if code == 0 {
 					code = ws.StatusNormalClosure
 				}
-				c.enqueue(ws.NewCloseFrameBody(code, ""), opClose)
-				return nil, false, io.EOF
+				c.closeWith(outFrame{ws.NewCloseFrameBody(code, ""), opClose})
+				return nil, false, errClientClosed
+			}
+			if !fragmented {
+				return nil, false, nil
 			}
 			continue
 		}

@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -13,23 +15,57 @@ import (
 	"github.com/gobwas/ws/wsflate"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/parleyim/parley/presence"
 	"github.com/parleyim/parley/protocol"
 )
 
-// testConn returns a conn reading from the bytes in input, with a peer that
-// drains whatever the conn writes.
+type noPresenceStore struct{}
+
+func (noPresenceStore) SetLastSeen(context.Context, []string, time.Time) error { return nil }
+func (noPresenceStore) LastSeen(context.Context, string) (time.Time, error)   { return time.Time{}, nil }
+
+// newTestGateway returns a running Gateway without an authenticator or a
+// message service, for tests of the connection machinery.
+func newTestGateway(t testing.TB, cfg Config) *Gateway {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pres := presence.New(noPresenceStore{}, func(protocol.Presence) ([]byte, error) { return nil, nil }, log)
+	g, err := New(cfg, nil, NewHub(""), nil, pres, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		g.Shutdown(context.Background())
+		pres.Close()
+	})
+	return g
+}
+
+// newConn returns a connection on nc, counted as registered and torn down
+// when the test ends.
+func (g *Gateway) newConn(t testing.TB, nc net.Conn) *conn {
+	c := &conn{gw: g, nc: nc, fd: -1, src: nc}
+	g.conns.Add(1)
+	t.Cleanup(func() { g.teardown(c) })
+	return c
+}
+
+// testConn returns a conn reading from the bytes in input.
 func testConn(t testing.TB, input []byte, maxFrame int) *conn {
-	cfg := Config{MaxFrameBytes: maxFrame, WriteTimeout: time.Second, IdleTimeout: time.Second}
-	cfg.setDefaults()
-	g := &Gateway{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	g := newTestGateway(t, Config{MaxFrameBytes: maxFrame, WriteTimeout: time.Second, IdleTimeout: time.Second})
 	server, client := net.Pipe()
 	go func() {
 		client.Write(input)
 		client.Close()
 	}()
-	c := &conn{gw: g, nc: server}
-	t.Cleanup(func() { server.Close(); c.writers.Wait() })
-	return c
+	return g.newConn(t, server)
+}
+
+// pipeConn returns a conn whose writes the test reads from the returned end.
+func pipeConn(t testing.TB) (*conn, net.Conn) {
+	g := newTestGateway(t, Config{})
+	server, client := net.Pipe()
+	t.Cleanup(func() { client.Close() })
+	return g.newConn(t, server), client
 }
 
 func clientFrame(op ws.OpCode, fin bool, payload []byte) []byte {
@@ -59,7 +95,9 @@ func TestReadFrame(t *testing.T) {
 		{"binary", [][]byte{clientFrame(ws.OpBinary, true, []byte("x"))}, "", false, errProtocol},
 		{"continuation first", [][]byte{clientFrame(ws.OpContinuation, true, []byte("x"))}, "", false, errProtocol},
 		{"unmasked", [][]byte{ws.MustCompileFrame(ws.NewTextFrame([]byte("x")))}, "", false, errProtocol},
-		{"close", [][]byte{clientFrame(ws.OpClose, true, nil)}, "", false, io.EOF},
+		{"close", [][]byte{clientFrame(ws.OpClose, true, nil)}, "", false, errClientClosed},
+		{"ping alone", [][]byte{clientFrame(ws.OpPing, true, []byte("p"))}, "", false, nil},
+		{"empty text", [][]byte{clientFrame(ws.OpText, true, nil)}, "", false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,29 +141,19 @@ func FuzzReadFrame(f *testing.F) {
 
 func BenchmarkWriteBatch(b *testing.B) {
 	frame := encodeFrame(protocol.TypeMessage, "", protocol.Message{Conversation: "d:alice:bob", Seq: 1, From: "alice", To: "bob", ContentType: "text", Content: []byte(`{"text":"hello"}`)})
-	server, client := net.Pipe()
+	c, client := pipeConn(b)
 	go io.Copy(io.Discard, client)
-	defer server.Close()
-	cfg := Config{}
-	cfg.setDefaults()
-	c := &conn{gw: &Gateway{cfg: cfg}, nc: server}
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	for b.Loop() {
-		c.enqueue(frame, opText)
+		for !c.enqueue(frame, opText) {
+			runtime.Gosched() // the queue is full: let the writer drain it
+		}
 	}
-	c.mu.Lock()
-	c.closing = true
-	c.mu.Unlock()
-	c.writers.Wait()
 }
 
 func TestWrittenFramesDecode(t *testing.T) {
-	server, client := net.Pipe()
-	defer client.Close()
-	cfg := Config{}
-	cfg.setDefaults()
-	c := &conn{gw: &Gateway{cfg: cfg}, nc: server}
+	c, client := pipeConn(t)
 	frames := [][]byte{[]byte(`{"a":1}`), bytes.Repeat([]byte("b"), 70000), []byte(`{}`)}
 	for _, f := range frames {
 		c.enqueue(f, opText)
@@ -141,7 +169,10 @@ func TestWrittenFramesDecode(t *testing.T) {
 	if err != nil || !bytes.Contains(got, []byte(`"kick"`)) {
 		t.Fatalf("kick frame %q, %v", got, err)
 	}
-	c.writers.Wait()
+	f, err := ws.ReadFrame(client)
+	if code, reason := ws.ParseCloseFrameData(f.Payload); err != nil || f.Header.OpCode != ws.OpClose || code != ws.StatusGoingAway || reason != "shutdown" {
+		t.Fatalf("close frame %+v %q: %v", f.Header, f.Payload, err)
+	}
 }
 
 func TestCompressionBothWays(t *testing.T) {
@@ -169,11 +200,8 @@ func TestCompressionBothWays(t *testing.T) {
 	}
 
 	// Server to client: long messages go out compressed, short ones plain.
-	server, client := net.Pipe()
-	defer client.Close()
-	cfg := Config{}
-	cfg.setDefaults()
-	w := &conn{gw: &Gateway{cfg: cfg}, nc: server, deflate: true}
+	w, client := pipeConn(t)
+	w.deflate = true
 	w.enqueue(big, opText)
 	w.enqueue([]byte(`{}`), opText)
 	f, err := ws.ReadFrame(client)
@@ -187,8 +215,4 @@ func TestCompressionBothWays(t *testing.T) {
 	if err != nil || f.Header.Rsv != 0 || string(f.Payload) != `{}` {
 		t.Fatalf("short frame: %+v %q %v", f.Header, f.Payload, err)
 	}
-	w.mu.Lock()
-	w.closing = true
-	w.mu.Unlock()
-	w.writers.Wait()
 }

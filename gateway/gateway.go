@@ -26,9 +26,11 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -104,14 +106,26 @@ type Gateway struct {
 	cancel  context.CancelFunc
 	nextID  atomic.Uint64
 	closing atomic.Bool
-	conns   sync.WaitGroup // read goroutines
+	poller    *poller
+	conns     sync.WaitGroup // registered connections, until their teardown
+	workers   sync.WaitGroup // serve, write and sweep goroutines
+	stopSweep chan struct{}
+	shutdown  sync.Once
 }
 
 // New returns a Gateway.
-func New(cfg Config, auth Authenticator, hub *Hub, messages *message.Service, pres *presence.Registry, log *slog.Logger) *Gateway {
+func New(cfg Config, auth Authenticator, hub *Hub, messages *message.Service, pres *presence.Registry, log *slog.Logger) (*Gateway, error) {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Gateway{cfg: cfg, auth: auth, hub: hub, messages: messages, presence: pres, log: log, ctx: ctx, cancel: cancel}
+	g := &Gateway{cfg: cfg, auth: auth, hub: hub, messages: messages, presence: pres, log: log, ctx: ctx, cancel: cancel, stopSweep: make(chan struct{})}
+	var err error
+	if g.poller, err = newPoller(g.dispatch); err != nil {
+		cancel()
+		return nil, err
+	}
+	g.workers.Add(1)
+	go g.sweep()
+	return g, nil
 }
 
 // ServeHTTP authenticates and upgrades a connection. The token comes from
@@ -167,10 +181,31 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		connectedAt: time.Now().UTC(),
 	}
 	_, c.deflate = ext.Accepted()
+	c.src = c.nc
+	if len(early) > 0 {
+		c.src = &prefixReader{prefix: early, r: c.nc}
+	}
+	if c.fd, err = socketFD(nc); err != nil {
+		g.log.Error("websocket connection without a socket", "err", err)
+		nc.Close()
+		return
+	}
+	c.lastRead.Store(time.Now().UnixNano())
 	g.conns.Add(1)
-	// A fresh goroutine, not this handler's, reads the connection: it starts
-	// with a small stack, while net/http's has grown parsing the request.
-	go g.run(c, early)
+	g.register(c)
+	c.mu.Lock()
+	if !c.torn {
+		err = g.poller.add(c)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		g.log.Error("watch websocket connection", "err", err)
+		g.teardown(c)
+		return
+	}
+	if len(early) > 0 {
+		g.dispatch(c) // bytes that came with the handshake will not wake the poller
+	}
 }
 
 func writeHTTPError(w http.ResponseWriter, e *protocol.Error) {
@@ -182,9 +217,9 @@ func writeHTTPError(w http.ResponseWriter, e *protocol.Error) {
 	}{e})
 }
 
-// run owns a connection from registration to close.
-func (g *Gateway) run(c *conn, early []byte) {
-	defer g.conns.Done()
+// register adds a new connection to the hub, applying the login policy, and
+// queues its hello.
+func (g *Gateway) register(c *conn) {
 	victims, codes := g.hub.add(c)
 	for i, v := range victims {
 		v.kick(codes[i], kickMessage(codes[i]))
@@ -202,28 +237,32 @@ func (g *Gateway) run(c *conn, early []byte) {
 	if g.closing.Load() {
 		c.kick(protocol.CodeKickShutdown, kickMessage(protocol.CodeKickShutdown))
 	}
-
-	g.readLoop(c, early)
-
-	g.hub.remove(c)
-	g.presence.Unsubscribe(c, c.subs)
-	g.presence.Disconnected(c.user)
-	metrics.Connections.Dec()
-	c.mu.Lock()
-	c.closing = true
-	c.mu.Unlock()
-	c.writers.Wait()
-	c.nc.Close()
 }
 
-func (g *Gateway) readLoop(c *conn, early []byte) {
-	var r interface{ Read([]byte) (int, error) } = c.nc
-	if len(early) > 0 {
-		r = &prefixReader{prefix: early, r: c.nc}
+// dispatch starts a goroutine to serve a connection that became readable.
+func (g *Gateway) dispatch(c *conn) {
+	g.workers.Add(1)
+	go g.serve(c)
+}
+
+// serve reads and answers every frame that has arrived on c, then rearms the
+// poller and returns, so that an idle connection holds no goroutine. At most
+// one serve runs per connection: the poller's registration is one-shot, and
+// the serving flag guards against stray events.
+func (g *Gateway) serve(c *conn) {
+	defer g.workers.Done()
+	if !c.serving.CompareAndSwap(false, true) {
+		return
 	}
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(c.src)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}()
 	hdr := make([]byte, ws.MaxHeaderSize-2)
 	for {
-		payload, tooLarge, err := c.readFrame(r, hdr)
+		payload, tooLarge, err := c.readFrame(br, hdr)
 		switch {
 		case isTimeout(err):
 			c.kick(protocol.CodeKickIdle, kickMessage(protocol.CodeKickIdle))
@@ -231,19 +270,88 @@ func (g *Gateway) readLoop(c *conn, early []byte) {
 		case err == errProtocol:
 			c.kick(protocol.CodeKickProtocol, "websocket protocol violation")
 			return
-		case err != nil:
+		case err == errClientClosed:
 			return
+		case err != nil:
+			g.teardown(c)
+			return
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		switch {
 		case tooLarge:
 			c.sendError("", protocol.Errorf(protocol.CodeFrameTooLarge, "frame is larger than %d bytes", g.cfg.MaxFrameBytes))
-			continue
+		case payload != nil:
+			g.handle(c, payload)
 		}
-		g.handle(c, payload)
+		if br.Buffered() == 0 {
+			break
+		}
+	}
+	c.serving.Store(false)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.torn {
+		return
+	}
+	if err := g.poller.rearm(c); err != nil {
+		g.log.Warn("rearm connection", "user", c.user, "err", err)
+		g.workers.Go(func() { g.teardown(c) })
 	}
 }
 
+// readers are read buffers lent to serve while a connection has data.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// teardown ends a connection: it stops polling it, closes the socket, and
+// unregisters it. It is idempotent and may run on any goroutine that holds
+// no hub shard lock.
+func (g *Gateway) teardown(c *conn) {
+	c.mu.Lock()
+	if c.torn {
+		c.mu.Unlock()
+		return
+	}
+	c.torn, c.closing = true, true
+	c.queue, c.queued = nil, 0
+	subs := c.subs
+	c.subs = nil
+	g.poller.remove(c) // before the close: the descriptor number may be reused
+	c.nc.Close()
+	c.mu.Unlock()
+
+	g.hub.remove(c)
+	g.presence.Unsubscribe(c, subs)
+	g.presence.Disconnected(c.user)
+	metrics.Connections.Dec()
+	g.conns.Done()
+}
+
+// sweep kicks connections that have sent nothing for IdleTimeout. It runs
+// every quarter of the timeout (at most every second) until Shutdown.
+func (g *Gateway) sweep() {
+	defer g.workers.Done()
+	t := time.NewTicker(min(g.cfg.IdleTimeout/4, time.Second))
+	defer t.Stop()
+	var idle []*conn
+	for {
+		select {
+		case <-g.stopSweep:
+			return
+		case now := <-t.C:
+			idle = g.hub.appendIdle(idle[:0], now.Add(-g.cfg.IdleTimeout).UnixNano())
+			for _, c := range idle {
+				c.kick(protocol.CodeKickIdle, kickMessage(protocol.CodeKickIdle))
+			}
+			clear(idle)
+		}
+	}
+}
+
+// prefixReader returns bytes that arrived with the handshake before reading
+// the socket.
 type prefixReader struct {
 	prefix []byte
-	r      interface{ Read([]byte) (int, error) }
+	r      io.Reader
 }
 
 func (p *prefixReader) Read(b []byte) (int, error) {
@@ -324,7 +432,9 @@ func (g *Gateway) handle(c *conn, payload []byte) {
 		var s protocol.Subscribe
 		if decode(&s) {
 			g.presence.Unsubscribe(c, s.Users)
+			c.mu.Lock()
 			c.subs = removeAll(c.subs, s.Users)
+			c.mu.Unlock()
 			c.reply(f.ID, protocol.TypeOK, nil, nil)
 		}
 	case protocol.TypePing:
@@ -340,11 +450,14 @@ func (g *Gateway) subscribe(c *conn, users []string) (protocol.PresenceList, err
 			return protocol.PresenceList{}, protocol.Errorf(protocol.CodeInvalidArgument, "%q is not a user id", u)
 		}
 	}
+	c.mu.Lock()
 	fresh := removeAll(users, c.subs)
 	if len(c.subs)+len(fresh) > g.cfg.MaxSubscribe {
+		c.mu.Unlock()
 		return protocol.PresenceList{}, protocol.Errorf(protocol.CodeInvalidArgument, "at most %d presence subscriptions per connection", g.cfg.MaxSubscribe)
 	}
 	c.subs = append(c.subs, fresh...)
+	c.mu.Unlock()
 	return protocol.PresenceList{Presence: g.presence.Subscribe(g.ctx, c, users)}, nil
 }
 
@@ -447,22 +560,27 @@ func (g *Gateway) KickDevice(user, device string, code protocol.Code) int {
 // frame and waits until they are closed or ctx ends, when it closes the rest.
 // It is idempotent.
 func (g *Gateway) Shutdown(ctx context.Context) error {
-	g.closing.Store(true)
-	for _, c := range g.hub.all() {
-		c.kick(protocol.CodeKickShutdown, kickMessage(protocol.CodeKickShutdown))
-	}
-	done := make(chan struct{})
-	go func() { g.conns.Wait(); close(done) }()
-	select {
-	case <-done:
-		g.cancel()
-		return nil
-	case <-ctx.Done():
+	var err error
+	g.shutdown.Do(func() {
+		g.closing.Store(true)
 		for _, c := range g.hub.all() {
-			c.nc.Close()
+			c.kick(protocol.CodeKickShutdown, kickMessage(protocol.CodeKickShutdown))
 		}
-		<-done
+		done := make(chan struct{})
+		go func() { g.conns.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			for _, c := range g.hub.all() {
+				g.teardown(c)
+			}
+			<-done
+			err = fmt.Errorf("gateway: shutdown: %w", ctx.Err())
+		}
+		close(g.stopSweep)
+		g.poller.close()
+		g.workers.Wait()
 		g.cancel()
-		return fmt.Errorf("gateway: shutdown: %w", ctx.Err())
-	}
+	})
+	return err
 }

@@ -141,6 +141,24 @@ func (h *Hub) all() []*conn {
 	return out
 }
 
+// appendIdle appends to dst the connections that have read nothing since
+// the unix-nanosecond time before, and returns it.
+func (h *Hub) appendIdle(dst []*conn, before int64) []*conn {
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.RLock()
+		for _, list := range s.users {
+			for _, c := range list {
+				if c.lastRead.Load() < before {
+					dst = append(dst, c)
+				}
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return dst
+}
+
 // Session describes one live connection, for operators.
 type Session struct {
 	User        string    `json:"user"`

@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	s.presence = presence.New(lastSeenStore{st}, func(p protocol.Presence) ([]byte, error) {
 		return message.EncodePush(protocol.TypePresence, p)
 	}, log)
-	s.gateway = gateway.New(gateway.Config{
+	s.gateway, err = gateway.New(gateway.Config{
 		Heartbeat:     cfg.Heartbeat,
 		IdleTimeout:   cfg.IdleTimeout,
 		MaxFrameBytes: cfg.MaxFrameBytes,
@@ -93,6 +93,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 		QueueBytes:    cfg.QueueBytes,
 		Compression:   cfg.Compression,
 	}, accounts, hub, s.messages, s.presence, log)
+	if err != nil {
+		s.messages.Close()
+		s.presence.Close()
+		st.Close()
+		return nil, err
+	}
 	accounts.OnRevoke(s.gateway.KickDevice)
 
 	mux := http.NewServeMux()
