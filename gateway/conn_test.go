@@ -22,7 +22,7 @@ import (
 type noPresenceStore struct{}
 
 func (noPresenceStore) SetLastSeen(context.Context, []string, time.Time) error { return nil }
-func (noPresenceStore) LastSeen(context.Context, string) (time.Time, error)   { return time.Time{}, nil }
+func (noPresenceStore) LastSeen(context.Context, string) (time.Time, error)    { return time.Time{}, nil }
 
 // newTestGateway returns a running Gateway without an authenticator or a
 // message service, for tests of the connection machinery.

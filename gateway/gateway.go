@@ -102,10 +102,10 @@ type Gateway struct {
 	presence *presence.Registry
 	log      *slog.Logger
 
-	ctx     context.Context // cancelled by Shutdown, for requests in flight
-	cancel  context.CancelFunc
-	nextID  atomic.Uint64
-	closing atomic.Bool
+	ctx       context.Context // cancelled by Shutdown, for requests in flight
+	cancel    context.CancelFunc
+	nextID    atomic.Uint64
+	closing   atomic.Bool
 	poller    *poller
 	conns     sync.WaitGroup // registered connections, until their teardown
 	workers   sync.WaitGroup // serve, write and sweep goroutines

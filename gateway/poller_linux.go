@@ -24,7 +24,7 @@ import (
 type poller struct {
 	dispatch func(*conn)
 	epfd     int
-	wakefd int // an eventfd that interrupts epoll_wait at close
+	wakefd   int // an eventfd that interrupts epoll_wait at close
 
 	mu    sync.Mutex
 	conns map[int32]*conn // by file descriptor; guarded by mu
