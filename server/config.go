@@ -40,6 +40,9 @@ type Config struct {
 	CommitBatch     int           `yaml:"commit_batch" env:"COMMIT_BATCH"`
 	Compression     bool          `yaml:"compression" env:"COMPRESSION"`
 
+	// Pprof serves Go's profiler at /debug/pprof/, for the admin key only.
+	Pprof bool `yaml:"pprof" env:"PPROF"`
+
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT"`
 	LogLevel        string        `yaml:"log_level" env:"LOG_LEVEL"`
 	LogFormat       string        `yaml:"log_format" env:"LOG_FORMAT"`
@@ -143,6 +146,7 @@ func LoadConfig(fs *flag.FlagSet, args []string, environ []string) (Config, erro
 	fs.IntVar(&cfg.QueueBytes, "queue-bytes", cfg.QueueBytes, "per-connection outbound queue limit in bytes")
 	fs.IntVar(&cfg.CommitBatch, "commit-batch", cfg.CommitBatch, "most messages per group commit")
 	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "offer per-message compression (permessage-deflate) to clients")
+	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ (admin key required)")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown may take")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -105,6 +106,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	(&api.API{Accounts: accounts, Messages: s.messages, Gateway: s.gateway, Presence: s.presence, Log: log}).Routes(mux)
 	mux.Handle("GET /v1/ws", s.gateway)
 	mux.HandleFunc("/", api.NotFound)
+	if cfg.Pprof {
+		mux.Handle("/debug/pprof/", adminOnly(accounts, http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/profile", adminOnly(accounts, http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/trace", adminOnly(accounts, http.HandlerFunc(pprof.Trace)))
+	}
 	mux.Handle("GET /metrics", metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
@@ -121,6 +127,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s, nil
+}
+
+// adminOnly serves h to requests bearing the admin key and 401 to others.
+func adminOnly(accounts *account.Service, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !accounts.IsAdmin(account.BearerToken(r.Header.Get("Authorization"))) {
+			http.Error(w, "admin key required\n", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // lastSeenStore adapts the store to presence.Store.

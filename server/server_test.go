@@ -521,3 +521,13 @@ func TestFailedUpgradeClosesTheConnection(t *testing.T) {
 		t.Fatalf("response %q", resp)
 	}
 }
+
+func TestProfilerNeedsTheAdminKey(t *testing.T) {
+	s := parleytest.NewServer(t, func(c *server.Config) { c.Pprof = true })
+	if status, _ := doHTTP(t, s, "GET", "/debug/pprof/", s.User(t, "alice", "web", "a1"), ""); status != http.StatusUnauthorized {
+		t.Fatalf("user token: %d", status)
+	}
+	if status, _ := doHTTP(t, s, "GET", "/debug/pprof/", parleytest.AdminKey, ""); status != http.StatusOK {
+		t.Fatalf("admin key: %d", status)
+	}
+}
