@@ -58,7 +58,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Summary, error) 
 	if err != nil {
 		return nil, err
 	}
-	a := newAdmin(cfg.URL, cfg.AdminKey)
+	a := newTarget(cfg.URL, cfg.AdminKey)
 	t0 := time.Now()
 	fmt.Fprintf(progress, "loadgen: creating %d users and minting %d tokens\n", cfg.Users, cfg.Conns)
 	specs, err := setup(ctx, &cfg, a)
@@ -87,7 +87,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Summary, error) 
 			return nil, err
 		}
 	}
-	co := coordinator{cfg: &cfg, admin: a, shards: shards, progress: progress, sum: sum, before: before}
+	co := coordinator{cfg: &cfg, target: a, shards: shards, progress: progress, sum: sum, before: before}
 	return sum, co.run(ctx, events)
 }
 
@@ -228,7 +228,7 @@ func startShard(ctx context.Context, c *Config, procs, i int, j job, events chan
 // coordinator drives the shards through the test and prints progress.
 type coordinator struct {
 	cfg      *Config
-	admin    *admin
+	target   *target
 	shards   []*shard
 	progress io.Writer
 	sum      *Summary
@@ -320,7 +320,7 @@ func (co *coordinator) allReady() <-chan time.Time {
 
 // measureIdle reads the server's memory now that the connections settled.
 func (co *coordinator) measureIdle(ctx context.Context) error {
-	after, err := co.admin.scrapeMetrics(ctx, metricRSS, metricConns)
+	after, err := co.target.scrapeMetrics(ctx, metricRSS, metricConns)
 	if err != nil {
 		return err
 	}

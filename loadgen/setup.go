@@ -2,13 +2,11 @@ package loadgen
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/parleyim/parley/admin"
 	"github.com/parleyim/parley/protocol"
 )
 
@@ -26,68 +25,26 @@ const setupConcurrency = 32
 // devices differ in platform as a login policy may require.
 var platforms = []string{"ios", "android", "windows", "macos", "linux", "web", "ipad"}
 
-// admin calls the server's admin REST API.
-type admin struct {
-	base string
-	key  string
+// target is the server under load: its admin REST API, for setup, and its
+// metrics.
+type target struct {
+	api  *admin.Client
 	http *http.Client
 }
 
-func newAdmin(base, key string) *admin {
-	return &admin{
-		base: strings.TrimSuffix(base, "/"),
-		key:  key,
-		http: &http.Client{
-			Timeout:   30 * time.Second,
-			Transport: &http.Transport{MaxIdleConnsPerHost: setupConcurrency},
-		},
+func newTarget(base, key string) *target {
+	hc := &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: setupConcurrency},
 	}
-}
-
-// do sends a request with the admin credential and decodes a JSON reply
-// into out; a reply with another status than want becomes its
-// *protocol.Error.
-func (a *admin) do(ctx context.Context, method, path string, body any, want int, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.key)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := a.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != want {
-		var e struct {
-			Error *protocol.Error `json:"error"`
-		}
-		if json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&e) == nil && e.Error != nil {
-			return e.Error
-		}
-		return fmt.Errorf("HTTP %s", res.Status)
-	}
-	if out == nil {
-		return nil
-	}
-	return json.NewDecoder(res.Body).Decode(out)
+	return &target{api: &admin.Client{BaseURL: strings.TrimSuffix(base, "/"), Key: key, HTTP: hc}, http: hc}
 }
 
 // createUser creates user id; a user that exists already is fine.
-func (a *admin) createUser(ctx context.Context, id string) error {
-	err := a.do(ctx, http.MethodPost, "/v1/users", map[string]string{"id": id, "nickname": id}, http.StatusCreated, nil)
-	if pe, ok := err.(*protocol.Error); ok && pe.Code == protocol.CodeAlreadyExists {
+func (t *target) createUser(ctx context.Context, id string) error {
+	_, err := t.api.CreateUser(ctx, admin.NewUser{ID: id, Nickname: id})
+	var pe *protocol.Error
+	if errors.As(err, &pe) && pe.Code == protocol.CodeAlreadyExists {
 		return nil
 	}
 	if err != nil {
@@ -97,15 +54,12 @@ func (a *admin) createUser(ctx context.Context, id string) error {
 }
 
 // mintToken returns a token for user's device.
-func (a *admin) mintToken(ctx context.Context, user, platform, device string, ttl time.Duration) (string, error) {
-	var out struct {
-		Token string `json:"token"`
-	}
-	body := map[string]any{"platform": platform, "device": device, "ttl_seconds": int64(ttl / time.Second)}
-	if err := a.do(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(user)+"/tokens", body, http.StatusOK, &out); err != nil {
+func (t *target) mintToken(ctx context.Context, user, platform, device string, ttl time.Duration) (string, error) {
+	tok, err := t.api.IssueToken(ctx, user, platform, device, ttl)
+	if err != nil {
 		return "", fmt.Errorf("mint token for %s/%s: %w", user, device, err)
 	}
-	return out.Token, nil
+	return tok.Token, nil
 }
 
 // userName returns the id of user i.
@@ -115,7 +69,7 @@ func userName(prefix string, i int) string {
 
 // setup creates the users and mints one token per connection. Connection
 // i belongs to user i mod Users, as device i div Users of that user.
-func setup(ctx context.Context, c *Config, a *admin) ([]connSpec, error) {
+func setup(ctx context.Context, c *Config, a *target) ([]connSpec, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(setupConcurrency)
 	for i := range c.Users {
@@ -154,13 +108,12 @@ func isSender(i, senders, conns int) bool {
 
 // scrapeMetrics reads the server's Prometheus text metrics and returns the
 // value of each named metric, summed over its label sets.
-func (a *admin) scrapeMetrics(ctx context.Context, names ...string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/metrics", nil)
+func (t *target) scrapeMetrics(ctx context.Context, names ...string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.api.BaseURL+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+a.key)
-	res, err := a.http.Do(req)
+	res, err := t.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: metrics: %w", err)
 	}
