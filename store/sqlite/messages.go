@@ -25,30 +25,51 @@ ON CONFLICT (sender, client_id) WHERE client_id <> '' DO NOTHING`
 SELECT ` + messageColumns + ` FROM messages
 WHERE sender = ? AND client_id = ? AND client_id <> ''`
 
-	conversationMaxSeqSQL = `SELECT max_seq FROM conversations WHERE id = ?`
-	insertConversationSQL = `INSERT INTO conversations (id, kind, max_seq, created_at) VALUES (?, ?, ?, ?)`
-	setMaxSeqSQL          = `UPDATE conversations SET max_seq = ? WHERE id = ?`
+	// conversationSQL reads what a batch needs of a conversation.
+	conversationSQL = `
+SELECT max_seq, member_lo, member_hi, last_sent_lo, last_sent_hi FROM conversations WHERE id = ?`
+	insertConversationSQL = `
+INSERT INTO conversations (id, kind, max_seq, version, member_lo, member_hi, last_sent_lo, last_sent_hi, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	updateConversationSQL = `
+UPDATE conversations SET max_seq = ?, version = ?, member_lo = ?, member_hi = ?, last_sent_lo = ?, last_sent_hi = ?
+WHERE id = ?`
 
 	nextVersionSQL    = `UPDATE version_counter SET value = value + 1 WHERE id = 0 RETURNING value`
 	currentVersionSQL = `SELECT value FROM version_counter WHERE id = 0`
 
+	// upsertMemberSQL creates a member row or, for a conversation without
+	// member_lo and member_hi, records a new message in it.
 	upsertMemberSQL = `
 INSERT INTO members (user_id, conv_id, peer, read_seq, version) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (user_id, conv_id) DO UPDATE SET
 	read_seq = max(read_seq, excluded.read_seq),
 	version = excluded.version`
+	// insertMemberSQL creates the member row of a user of a direct pair;
+	// the row may exist already, written by messages before the pair was
+	// recorded, or by another process.
+	insertMemberSQL = `
+INSERT INTO members (user_id, conv_id, peer, read_seq, version) VALUES (?, ?, ?, 0, ?)
+ON CONFLICT (user_id, conv_id) DO NOTHING`
 
 	// memberSelect reads member rows with their conversation and, unless the
-	// member cleared it, the conversation's last message.
+	// member cleared it, the conversation's last message. The read seq and
+	// version are the member's effective ones: see migrations/0001_init.sql.
 	memberSelect = `
-SELECT m.user_id, m.conv_id, c.kind, m.peer, c.max_seq, m.read_seq, m.min_seq, m.version,
+SELECT m.user_id, m.conv_id, c.kind, m.peer, c.max_seq,
+	max(m.read_seq, CASE m.user_id WHEN c.member_lo THEN c.last_sent_lo WHEN c.member_hi THEN c.last_sent_hi ELSE 0 END),
+	m.min_seq, max(m.version, c.version),
 	l.conv_id, l.seq, l.server_id, l.client_id, l.sender, l.recipient, l.content_type, l.content, l.created_at
 FROM members m
 JOIN conversations c ON c.id = m.conv_id
 LEFT JOIN messages l ON l.conv_id = m.conv_id AND l.seq = c.max_seq AND c.max_seq >= m.min_seq`
 
-	memberSQL       = memberSelect + ` WHERE m.user_id = ? AND m.conv_id = ?`
-	membersSinceSQL = memberSelect + ` WHERE m.user_id = ? AND m.version > ? ORDER BY m.version, m.conv_id`
+	memberSQL = memberSelect + ` WHERE m.user_id = ? AND m.conv_id = ?`
+	// membersSinceSQL walks the user's rows by primary key, reading each
+	// conversation by its primary key.
+	membersSinceSQL = memberSelect + `
+WHERE m.user_id = ?1 AND max(m.version, c.version) > ?2
+ORDER BY max(m.version, c.version), m.conv_id`
 
 	setMemberSeqsSQL = `UPDATE members SET read_seq = ?, min_seq = ?, version = ? WHERE user_id = ? AND conv_id = ?`
 
@@ -62,11 +83,15 @@ WHERE conv_id = ? AND seq >= ? AND seq <= ? ORDER BY seq DESC LIMIT ?`
 
 // AppendMessages commits the batch in one transaction on the writer.
 //
-// It runs, per conversation in the batch, a lookup of its max seq and, if
-// the batch stored anything in it, one write of the new max seq; per
-// message, one insert, which the database skips when the sender used the
-// client ID before (the original is then looked up); per batch, one bump of
-// the version; and per (member, conversation) in the batch, one upsert.
+// It runs, per conversation in the batch, a read of its row and, if the
+// batch stored anything in it, one write of the row (max seq, version and,
+// for a direct conversation, each member's last sent seq); per message, one
+// insert, which the database skips when the sender used the client ID
+// before (the original is then looked up); per batch, one bump of the
+// version. Member rows are written only when a direct conversation gets
+// its pair recorded (two inserts, once per conversation), and for messages
+// outside that scheme (see directPair): one upsert per (member,
+// conversation) in the batch.
 func (s *Store) AppendMessages(ctx context.Context, batch []store.NewMessage) ([]store.AppendResult, error) {
 	if len(batch) == 0 {
 		return nil, nil
@@ -101,20 +126,41 @@ type convAppend struct {
 	exists  bool   // the conversation has a row
 	maxSeq  int64  // the seq of its last message, stored or not by this batch
 	stored  bool   // the batch stored a message in it
+
+	// The direct pair, lo < hi, if recorded; newPair is set when this batch
+	// records it and must create the member rows.
+	lo, hi                 sql.Null[string]
+	newPair                bool
+	lastSentLo, lastSentHi int64
 }
 
 // memberKey identifies a member row.
 type memberKey struct{ user, conv string }
 
-// memberAppend is what one batch does to one member row.
+// memberAppend is what one batch does to one member row outside the direct
+// pair scheme.
 type memberAppend struct {
 	memberKey
 	peer    string
 	readSeq int64 // the highest seq the user sent in this batch, or 0
 }
 
+// directPair returns the two members of m, lower first, if m is a message
+// of a direct conversation between two distinct users; those messages
+// track their senders' read seqs in the conversation row.
+func directPair(m store.NewMessage) (lo, hi string, ok bool) {
+	if m.Kind != store.KindDirect || len(m.Members) != 2 || m.Members[0] == m.Members[1] {
+		return "", "", false
+	}
+	lo, hi = m.Members[0], m.Members[1]
+	if lo > hi {
+		lo, hi = hi, lo
+	}
+	return lo, hi, true
+}
+
 func (s *Store) appendMessages(ctx context.Context, tx *sql.Tx, batch []store.NewMessage) ([]store.AppendResult, error) {
-	maxSeq := tx.StmtContext(ctx, s.conversationMaxSeq)
+	readConv := tx.StmtContext(ctx, s.conversation)
 	insert := tx.StmtContext(ctx, s.insertMessage)
 	lookup := tx.StmtContext(ctx, s.messageByClientID)
 	results := make([]store.AppendResult, len(batch))
@@ -132,7 +178,7 @@ func (s *Store) appendMessages(ctx context.Context, tx *sql.Tx, batch []store.Ne
 		c := convs[m.Conversation]
 		if c == nil {
 			c = &convAppend{id: m.Conversation, kind: m.Kind, created: m.Time.UnixMilli(), exists: true}
-			err := maxSeq.QueryRowContext(ctx, c.id).Scan(&c.maxSeq)
+			err := readConv.QueryRowContext(ctx, c.id).Scan(&c.maxSeq, &c.lo, &c.hi, &c.lastSentLo, &c.lastSentHi)
 			if errors.Is(err, sql.ErrNoRows) {
 				c.exists, err = false, nil
 			}
@@ -176,6 +222,19 @@ func (s *Store) appendMessages(ctx context.Context, tx *sql.Tx, batch []store.Ne
 			originals[k] = msg
 		}
 		results[i] = store.AppendResult{Message: msg}
+
+		if lo, hi, ok := directPair(m); ok && (!c.lo.Valid || c.lo.V == lo && c.hi.V == hi) {
+			if !c.lo.Valid {
+				c.lo, c.hi, c.newPair = sql.Null[string]{V: lo, Valid: true}, sql.Null[string]{V: hi, Valid: true}, true
+			}
+			switch m.Sender {
+			case lo:
+				c.lastSentLo = msg.Seq
+			case hi:
+				c.lastSentHi = msg.Seq
+			}
+			continue
+		}
 		for _, u := range m.Members {
 			mk := memberKey{u, m.Conversation}
 			ma := members[mk]
@@ -191,27 +250,40 @@ func (s *Store) appendMessages(ctx context.Context, tx *sql.Tx, batch []store.Ne
 	}
 
 	// A conversation that only got duplicates and conflicts is left alone:
-	// if it had no row, it gets none.
+	// if it had no row, it gets none, and the version does not move.
+	var version int64
 	for _, c := range convOrder {
+		if !c.stored {
+			continue
+		}
+		if version == 0 {
+			if err := tx.StmtContext(ctx, s.nextVersion).QueryRowContext(ctx).Scan(&version); err != nil {
+				return nil, err
+			}
+		}
 		var err error
-		switch {
-		case !c.stored:
-		case c.exists:
-			_, err = tx.StmtContext(ctx, s.setMaxSeq).ExecContext(ctx, c.maxSeq, c.id)
-		default:
-			_, err = tx.StmtContext(ctx, s.insertConversation).ExecContext(ctx, c.id, c.kind, c.maxSeq, c.created)
+		if c.exists {
+			_, err = tx.StmtContext(ctx, s.updateConversation).ExecContext(ctx,
+				c.maxSeq, version, c.lo, c.hi, c.lastSentLo, c.lastSentHi, c.id)
+		} else {
+			_, err = tx.StmtContext(ctx, s.insertConversation).ExecContext(ctx,
+				c.id, c.kind, c.maxSeq, version, c.lo, c.hi, c.lastSentLo, c.lastSentHi, c.created)
 		}
 		if err != nil {
 			return nil, err
+		}
+		if c.newPair {
+			ins := tx.StmtContext(ctx, s.insertMember)
+			for _, p := range [][2]string{{c.lo.V, c.hi.V}, {c.hi.V, c.lo.V}} {
+				if _, err := ins.ExecContext(ctx, p[0], c.id, p[1], version); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 
 	if len(memberOrder) == 0 {
 		return results, nil
-	}
-	var version int64
-	if err := tx.StmtContext(ctx, s.nextVersion).QueryRowContext(ctx).Scan(&version); err != nil {
-		return nil, err
 	}
 	upsert := tx.StmtContext(ctx, s.upsertMember)
 	for _, ma := range memberOrder {

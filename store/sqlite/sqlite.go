@@ -66,13 +66,14 @@ type Store struct {
 
 	// Statements prepared on the writer: AppendMessages, MarkRead and
 	// ClearHistory.
-	conversationMaxSeq *sql.Stmt
+	conversation       *sql.Stmt
 	insertConversation *sql.Stmt
-	setMaxSeq          *sql.Stmt
+	updateConversation *sql.Stmt
 	insertMessage      *sql.Stmt
 	messageByClientID  *sql.Stmt
 	nextVersion        *sql.Stmt
 	upsertMember       *sql.Stmt
+	insertMember       *sql.Stmt
 	writerMember       *sql.Stmt // memberSQL, for reading inside a write transaction
 	setMemberSeqs      *sql.Stmt
 
@@ -181,13 +182,14 @@ func (s *Store) prepare(ctx context.Context) error {
 		stmt  **sql.Stmt
 		query string
 	}{
-		{s.writer, &s.conversationMaxSeq, conversationMaxSeqSQL},
+		{s.writer, &s.conversation, conversationSQL},
 		{s.writer, &s.insertConversation, insertConversationSQL},
-		{s.writer, &s.setMaxSeq, setMaxSeqSQL},
+		{s.writer, &s.updateConversation, updateConversationSQL},
 		{s.writer, &s.insertMessage, insertMessageSQL},
 		{s.writer, &s.messageByClientID, messageByClientIDSQL},
 		{s.writer, &s.nextVersion, nextVersionSQL},
 		{s.writer, &s.upsertMember, upsertMemberSQL},
+		{s.writer, &s.insertMember, insertMemberSQL},
 		{s.writer, &s.writerMember, memberSQL},
 		{s.writer, &s.setMemberSeqs, setMemberSeqsSQL},
 		{s.reader, &s.member, memberSQL},

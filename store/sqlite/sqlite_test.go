@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -413,5 +414,54 @@ func TestAppendCancelled(t *testing.T) {
 	}
 	if _, err := s.Member(t.Context(), "a", "c"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Member after a cancelled append: got %v, want ErrNotFound", err)
+	}
+}
+
+// TestDirectMessageWritesNoMemberRows checks that a message in a direct
+// conversation whose members are recorded leaves their member rows alone:
+// the conversation row carries the new message and the sender's read seq.
+func TestDirectMessageWritesNoMemberRows(t *testing.T) {
+	ctx := t.Context()
+	s, _ := openTemp(t, Options{})
+	m := store.NewMessage{Conversation: "c", Kind: store.KindDirect, Members: []string{"b", "a"}, Sender: "b", Recipient: "a"}
+	if _, err := s.AppendMessages(ctx, []store.NewMessage{m}); err != nil {
+		t.Fatal(err)
+	}
+	rows := func() map[string][2]int64 {
+		t.Helper()
+		rs, err := s.reader.QueryContext(ctx, "SELECT user_id, read_seq, version FROM members WHERE conv_id = 'c'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rs.Close()
+		got := make(map[string][2]int64)
+		for rs.Next() {
+			var user string
+			var read, version int64
+			if err := rs.Scan(&user, &read, &version); err != nil {
+				t.Fatal(err)
+			}
+			got[user] = [2]int64{read, version}
+		}
+		if err := rs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	before := rows()
+	if len(before) != 2 {
+		t.Fatalf("member rows %v, want a and b", before)
+	}
+	m.Sender, m.Recipient = "a", "b"
+	if _, err := s.AppendMessages(ctx, []store.NewMessage{m, m}); err != nil {
+		t.Fatal(err)
+	}
+	if after := rows(); !maps.Equal(after, before) {
+		t.Errorf("member rows changed from %v to %v", before, after)
+	}
+	for user, read := range map[string]int64{"a": 3, "b": 1} {
+		if got, err := s.Member(ctx, user, "c"); err != nil || got.ReadSeq != read || got.MaxSeq != 3 {
+			t.Errorf("Member(%s) = %+v, %v, want read seq %d of 3", user, got, err, read)
+		}
 	}
 }

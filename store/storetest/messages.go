@@ -530,6 +530,124 @@ func testMembers(t *testing.T, open opener) {
 		members("b", v3, ab)
 		members("a", v3)
 	})
+
+	t.Run("new message in a conversation with rows", func(t *testing.T) {
+		s := open(t)
+		ab, ac := directID("a", "b"), directID("a", "c")
+		mustAppend(t, s, send("a", "b", "1", "x"), send("c", "a", "2", "y"))
+		_, v1, err := s.Members(t.Context(), "b", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A read in one conversation, then a message in the other: the
+		// message's change is the later one.
+		if _, err := s.MarkRead(t.Context(), "a", ac, 1); err != nil {
+			t.Fatal(err)
+		}
+		next := mustAppend(t, s, send("a", "b", "3", "z"))[0].Message
+		for _, user := range []string{"a", "b"} {
+			ms, version, err := s.Members(t.Context(), user, v1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := len(ms)
+			if n == 0 || ms[n-1].Conversation != ab || ms[n-1].MaxSeq != 2 || ms[n-1].LastMessage == nil ||
+				ms[n-1].LastMessage.ServerID != next.ServerID || ms[n-1].Version != version {
+				t.Errorf("Members(%s, %d) = %+v with version %d, want %s last, at max seq 2 and version %d", user, v1, ms, version, ab, version)
+			}
+			if got := mustMember(t, s, user, ab); got.Version != version {
+				t.Errorf("Member(%s, %s).Version = %d, want %d", user, ab, got.Version, version)
+			}
+		}
+		ms, _, err := s.Members(t.Context(), "a", v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 2 || ms[0].Conversation != ac || ms[0].ReadSeq != 1 {
+			t.Errorf("Members(a, %d) = %+v, want %s (read) then %s (new message)", v1, ms, ac, ab)
+		}
+	})
+}
+
+// testReadSeqs checks the read seqs that sending implies: a sender has read
+// what it sent, whatever the store keeps for it.
+func testReadSeqs(t *testing.T, open opener) {
+	// readSeqs checks the read seq of each user in conv.
+	readSeqs := func(t *testing.T, s store.Store, conv string, want map[string]int64) {
+		t.Helper()
+		for user, read := range want {
+			if m := mustMember(t, s, user, conv); m.ReadSeq != read {
+				t.Errorf("Member(%s, %s).ReadSeq = %d, want %d", user, conv, m.ReadSeq, read)
+			}
+		}
+	}
+
+	t.Run("senders across batches", func(t *testing.T) {
+		s := open(t)
+		conv := directID("a", "b")
+		mustAppend(t, s, send("a", "b", "1", "x"), send("a", "b", "2", "y"), send("a", "b", "3", "z"))
+		readSeqs(t, s, conv, map[string]int64{"a": 3, "b": 0})
+		mustAppend(t, s, send("b", "a", "4", "w"))
+		readSeqs(t, s, conv, map[string]int64{"a": 3, "b": 4})
+		mustAppend(t, s, send("b", "a", "5", "v"), send("a", "b", "6", "u"), send("b", "a", "7", "t"))
+		readSeqs(t, s, conv, map[string]int64{"a": 6, "b": 7})
+		ms, _, err := s.Members(t.Context(), "a", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 1 || ms[0].ReadSeq != 6 || ms[0].MaxSeq != 7 {
+			t.Errorf("Members(a, 0) = %+v, want read seq 6 of 7", ms)
+		}
+	})
+
+	t.Run("recipient marks read between sends", func(t *testing.T) {
+		s := open(t)
+		conv := directID("a", "b")
+		mustAppend(t, s, send("a", "b", "1", "x"), send("a", "b", "2", "y"))
+		if _, err := s.MarkRead(t.Context(), "b", conv, 2); err != nil {
+			t.Fatal(err)
+		}
+		mustAppend(t, s, send("b", "a", "3", "z"), send("a", "b", "4", "w"))
+		readSeqs(t, s, conv, map[string]int64{"a": 4, "b": 3})
+	})
+
+	t.Run("conversation that got members one by one", func(t *testing.T) {
+		s := open(t)
+		first := send("system", "b", "1", "welcome")
+		first.Conversation, first.Members = directID("a", "b"), []string{"b"}
+		mustAppend(t, s, first)
+		mustAppend(t, s, send("a", "b", "2", "x"))
+		mustAppend(t, s, send("b", "a", "3", "y"))
+		conv := directID("a", "b")
+		readSeqs(t, s, conv, map[string]int64{"a": 2, "b": 3})
+		if _, err := s.Member(t.Context(), "system", conv); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Member(system): got %v, want ErrNotFound", err)
+		}
+		if m := mustMember(t, s, "a", conv); m.Peer != "b" || m.MaxSeq != 3 {
+			t.Errorf("Member(a) = %+v, want peer b and max seq 3", m)
+		}
+	})
+
+	t.Run("conversation whose members change", func(t *testing.T) {
+		s := open(t)
+		mustAppend(t, s, send("a", "b", "1", "x"))
+		other := send("c", "a", "2", "y")
+		other.Conversation = directID("a", "b")
+		mustAppend(t, s, other)
+		mustAppend(t, s, send("b", "a", "3", "z"))
+		readSeqs(t, s, directID("a", "b"), map[string]int64{"a": 1, "b": 3, "c": 2})
+	})
+
+	t.Run("two member group", func(t *testing.T) {
+		s := open(t)
+		m := send("a", "", "1", "hello")
+		m.Conversation, m.Kind, m.Members = "g", "group", []string{"a", "b"}
+		mustAppend(t, s, m)
+		readSeqs(t, s, "g", map[string]int64{"a": 1, "b": 0})
+		if got := mustMember(t, s, "b", "g"); got.Peer != "" {
+			t.Errorf("Member(b, g).Peer = %q, want none", got.Peer)
+		}
+	})
 }
 
 func testMessageRange(t *testing.T, open opener) {
@@ -653,6 +771,34 @@ func testMarkRead(t *testing.T, open opener) {
 			}
 		}
 	})
+	t.Run("after own sends", func(t *testing.T) {
+		s := open(t)
+		conv := directID("a", "b")
+		mustAppend(t, s, send("a", "b", "1", "x"), send("a", "b", "2", "y"))
+		before := mustMember(t, s, "a", conv)
+		got, err := s.MarkRead(t.Context(), "a", conv, 1)
+		if err != nil {
+			t.Fatalf("MarkRead: %v", err)
+		}
+		if got.ReadSeq != 2 || got.Version != before.Version {
+			t.Errorf("MarkRead below own sends = %+v, want read seq 2 and version %d unchanged", got, before.Version)
+		}
+		mustAppend(t, s, send("b", "a", "3", "z"))
+		if m := mustMember(t, s, "a", conv); m.ReadSeq != 2 {
+			t.Errorf("read seq after the peer's message = %d, want 2", m.ReadSeq)
+		}
+		got, err = s.MarkRead(t.Context(), "a", conv, 3)
+		if err != nil {
+			t.Fatalf("MarkRead: %v", err)
+		}
+		if got.ReadSeq != 3 || got.Version <= before.Version {
+			t.Errorf("MarkRead = %+v, want read seq 3 and a version above %d", got, before.Version)
+		}
+		mustAppend(t, s, send("a", "b", "4", "w"))
+		if m := mustMember(t, s, "a", conv); m.ReadSeq != 4 {
+			t.Errorf("read seq after another send = %d, want 4", m.ReadSeq)
+		}
+	})
 }
 
 func testClearHistory(t *testing.T, open opener) {
@@ -705,4 +851,22 @@ func testClearHistory(t *testing.T, open opener) {
 			t.Errorf("ClearHistory(%s, %s): got %v, want ErrNotFound", tt.user, tt.conv, err)
 		}
 	}
+
+	t.Run("after own sends", func(t *testing.T) {
+		s := open(t)
+		mustAppend(t, s, send("a", "b", "1", "x"), send("b", "a", "2", "y"), send("a", "b", "3", "z"))
+		got, err := s.ClearHistory(t.Context(), "a", conv)
+		if err != nil {
+			t.Fatalf("ClearHistory: %v", err)
+		}
+		want := store.Member{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 3, ReadSeq: 3, MinSeq: 4}
+		if d := diffMember(got, want); d != "" {
+			t.Errorf("ClearHistory: %s", d)
+		}
+		next := mustAppend(t, s, send("b", "a", "4", "w"), send("a", "b", "5", "v"))[1].Message
+		want = store.Member{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 5, ReadSeq: 5, MinSeq: 4, LastMessage: &next}
+		if d := diffMember(mustMember(t, s, "a", conv), want); d != "" {
+			t.Errorf("Member after new messages: %s", d)
+		}
+	})
 }

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Meta", func(t *testing.T) { testMeta(t, newStore) })
 	t.Run("AppendMessages", func(t *testing.T) { testAppendMessages(t, newStore) })
 	t.Run("Members", func(t *testing.T) { testMembers(t, newStore) })
+	t.Run("ReadSeqs", func(t *testing.T) { testReadSeqs(t, newStore) })
 	t.Run("MessageRange", func(t *testing.T) { testMessageRange(t, newStore) })
 	t.Run("MarkRead", func(t *testing.T) { testMarkRead(t, newStore) })
 	t.Run("ClearHistory", func(t *testing.T) { testClearHistory(t, newStore) })

@@ -40,11 +40,25 @@ CREATE TABLE version_counter (
 );
 INSERT INTO version_counter (id, value) VALUES (0, 0);
 
+-- version is the version of the last batch that stored a message in the
+-- conversation: a new message changes every member's state without writing
+-- their member rows (see members).
+--
+-- A direct conversation between two distinct users records them as
+-- member_lo < member_hi once both have member rows, and the seq of the last
+-- message each of them sent in last_sent_lo and last_sent_hi: a sender has
+-- read what it sent, so its read seq is the greater of its member row's
+-- read_seq and its last_sent. Other conversations leave these NULL and 0.
 CREATE TABLE conversations (
-	id         TEXT PRIMARY KEY,
-	kind       TEXT NOT NULL,
-	max_seq    INTEGER NOT NULL,
-	created_at INTEGER NOT NULL
+	id           TEXT PRIMARY KEY,
+	kind         TEXT NOT NULL,
+	max_seq      INTEGER NOT NULL,
+	version      INTEGER NOT NULL,
+	member_lo    TEXT,
+	member_hi    TEXT,
+	last_sent_lo INTEGER NOT NULL DEFAULT 0,
+	last_sent_hi INTEGER NOT NULL DEFAULT 0,
+	created_at   INTEGER NOT NULL
 ) WITHOUT ROWID;
 
 CREATE TABLE messages (
@@ -55,14 +69,20 @@ CREATE TABLE messages (
 	sender       TEXT NOT NULL,
 	recipient    TEXT NOT NULL,
 	content_type TEXT NOT NULL,
-	content      BLOB,
 	created_at   INTEGER NOT NULL,
+	content      BLOB,             -- last: the large column
 	PRIMARY KEY (conv_id, seq)
 ) WITHOUT ROWID;
 
 -- De-duplication of client retries. An empty client ID opts out.
 CREATE UNIQUE INDEX messages_client_id ON messages (sender, client_id) WHERE client_id <> '';
 
+-- A member row is written when it is created and when the member alone
+-- changes (read, clear), each time with a new version; messages in a direct
+-- conversation with member_lo and member_hi set do not write it. A member's
+-- version is the greater of its row's and its conversation's, and
+-- Members(user, since) reads the user's rows by primary key and checks both:
+-- a user has a modest number of conversations.
 CREATE TABLE members (
 	user_id  TEXT NOT NULL,
 	conv_id  TEXT NOT NULL,
@@ -72,5 +92,3 @@ CREATE TABLE members (
 	version  INTEGER NOT NULL,
 	PRIMARY KEY (user_id, conv_id)
 ) WITHOUT ROWID;
-
-CREATE INDEX members_version ON members (user_id, version);
