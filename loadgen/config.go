@@ -19,8 +19,12 @@ type Config struct {
 	URL      string // HTTP base URL of the server, e.g. http://127.0.0.1:8080
 	AdminKey string // admin credential for creating users and tokens
 
-	Conns      int    // WebSocket connections
-	Users      int    // users the connections are spread over, round robin; 0 means Conns
+	Conns int // WebSocket connections
+	Users int // users the connections are spread over, round robin; 0 means Conns
+	// Contacts, when positive, makes each user talk to that many fixed
+	// peers (the next users round a ring) instead of to anyone at random,
+	// so the run reuses conversations as real chat does.
+	Contacts   int
 	UserPrefix string // prefix of the user ids; "" means "lg"
 
 	Rate     float64 // messages per second in total; 0 sends as fast as Inflight allows
@@ -78,6 +82,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Users < 2 && !c.Idle {
 		return c, errors.New("loadgen: sending needs at least 2 users")
+	}
+	if c.Contacts < 0 || c.Contacts >= c.Users && c.Contacts > 0 {
+		return c, fmt.Errorf("loadgen: contacts must be 0 (anyone) or fewer than the %d users", c.Users)
 	}
 	if c.UserPrefix == "" {
 		c.UserPrefix = defaultPrefix
@@ -228,6 +235,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (cl
 	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "HTTP base `URL` of the server")
 	fs.StringVar(&c.AdminKey, "admin-key", "", "admin `key` for the REST API (default $PARLEY_ADMIN_KEY)")
 	fs.IntVar(&c.Conns, "conns", 100, "WebSocket `connections`")
+	fs.IntVar(&c.Contacts, "contacts", 0, "each user sends to this many fixed `peers` (0: to any user at random, so most messages open a new conversation)")
 	fs.IntVar(&c.Users, "users", 0, "`users` the connections are spread over, round robin; more connections than users means several devices per user (default conns)")
 	fs.StringVar(&c.UserPrefix, "user-prefix", defaultPrefix, "`prefix` of the user ids")
 	fs.Float64Var(&c.Rate, "rate", 0, "messages per `second` in total; 0 sends flat out, bounded by -inflight")

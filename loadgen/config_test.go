@@ -139,6 +139,9 @@ func TestConfigValidation(t *testing.T) {
 		{name: "more users than conns", change: func(c *Config) { c.Users = 5 }, wantErr: true},
 		{name: "one user sending", change: func(c *Config) { c.Users = 1 }, wantErr: true},
 		{name: "one user idle", change: func(c *Config) { c.Users, c.Idle = 1, true }},
+		{name: "contacts", change: func(c *Config) { c.Contacts = 3 }},
+		{name: "as many contacts as users", change: func(c *Config) { c.Contacts = 4 }, wantErr: true},
+		{name: "negative contacts", change: func(c *Config) { c.Contacts = -1 }, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,6 +178,21 @@ func TestProcesses(t *testing.T) {
 				t.Errorf("processes() = %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestPeerStaysAmongContacts(t *testing.T) {
+	w := &worker{job: job{Users: 10, Contacts: 3}}
+	for range 200 {
+		if to := w.peer(8); to != 9 && to != 0 && to != 1 {
+			t.Fatalf("user 8 sent to %d, not one of its contacts 9, 0, 1", to)
+		}
+	}
+	w.job.Contacts = 0
+	for range 200 {
+		if to := w.peer(4); to == 4 || to < 0 || to >= 10 {
+			t.Fatalf("user 4 sent to %d", to)
+		}
 	}
 }
 

@@ -149,6 +149,7 @@ func makeJobs(c *Config, specs []connSpec, procs int) []job {
 			WSURL:       wsURL,
 			UserPrefix:  c.UserPrefix,
 			Users:       c.Users,
+			Contacts:    c.Contacts,
 			Interval:    interval,
 			Inflight:    c.Inflight,
 			Size:        c.Size,

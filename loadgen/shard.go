@@ -45,6 +45,7 @@ type job struct {
 	WSURL       string        `json:"ws_url"`
 	UserPrefix  string        `json:"user_prefix"`
 	Users       int           `json:"users"`
+	Contacts    int           `json:"contacts"` // fixed peers per user; 0 means anyone
 	Conns       []connSpec    `json:"conns"`
 	Interval    time.Duration `json:"interval"` // between the sends of one slot; 0 sends flat out
 	Inflight    int           `json:"inflight"` // slots per sending connection
@@ -448,6 +449,19 @@ func (w *worker) run(ctx context.Context, start time.Time, cmds <-chan command) 
 	sleep(ctx, deliverGrace)
 }
 
+// peer picks the recipient of a message from user self: one of its
+// job.Contacts ring neighbours, or any other user.
+func (w *worker) peer(self int) int {
+	if w.job.Contacts > 0 {
+		return (self + 1 + rand.IntN(w.job.Contacts)) % w.job.Users
+	}
+	to := rand.IntN(w.job.Users - 1)
+	if to >= self {
+		to++
+	}
+	return to
+}
+
 // sendSlot sends one message at a time from c to random other users, every
 // job.Interval (or as fast as acks come back), until stop is closed.
 func (w *worker) sendSlot(ctx context.Context, c *client.Client, self int, stop <-chan struct{}, phase time.Duration) {
@@ -475,10 +489,7 @@ func (w *worker) sendSlot(ctx context.Context, c *client.Client, self int, stop 
 			return
 		default:
 		}
-		to := rand.IntN(w.job.Users - 1)
-		if to >= self {
-			to++
-		}
+		to := w.peer(self)
 		t0 := time.Now()
 		sentAtNS := t0.UnixNano()
 		counted := w.inWindow(sentAtNS)
