@@ -103,14 +103,15 @@ func (s *Service) Conversations(ctx context.Context, user string, since int64) (
 
 func conversationToWire(m store.Member) protocol.Conversation {
 	c := protocol.Conversation{
-		ID:      m.Conversation,
-		Kind:    m.Kind,
-		Peer:    m.Peer,
-		MaxSeq:  m.MaxSeq,
-		ReadSeq: m.ReadSeq,
-		MinSeq:  m.MinSeq,
-		Unread:  max(0, m.MaxSeq-max(m.ReadSeq, m.MinSeq-1)),
-		Version: m.Version,
+		ID:          m.Conversation,
+		Kind:        m.Kind,
+		Peer:        m.Peer,
+		MaxSeq:      m.MaxSeq,
+		ReadSeq:     m.ReadSeq,
+		MinSeq:      m.MinSeq,
+		PeerReadSeq: m.PeerReadSeq,
+		Unread:      max(0, m.MaxSeq-max(m.ReadSeq, m.MinSeq-1)),
+		Version:     m.Version,
 	}
 	if m.LastMessage != nil && m.LastMessage.Seq >= m.MinSeq {
 		lm := toWire(*m.LastMessage)

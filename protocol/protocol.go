@@ -138,7 +138,8 @@ type Conversation struct {
 	Peer        string   `json:"peer,omitempty"`
 	MaxSeq      int64    `json:"max_seq"`
 	ReadSeq     int64    `json:"read_seq"`
-	MinSeq      int64    `json:"min_seq"` // lowest seq the user may see
+	PeerReadSeq int64    `json:"peer_read_seq"` // how far the peer has read: receipts missed while offline
+	MinSeq      int64    `json:"min_seq"`       // lowest seq the user may see
 	Unread      int64    `json:"unread"`
 	LastMessage *Message `json:"last_message,omitempty"`
 	Version     int64    `json:"version"`

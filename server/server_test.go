@@ -123,6 +123,14 @@ func TestReadReceiptsReachPeerAndOwnDevices(t *testing.T) {
 	if c := convs.Conversations[0]; c.ReadSeq != 2 || c.Unread != 1 || c.LastMessage == nil || c.LastMessage.Seq != 3 {
 		t.Fatalf("bob's conversation = %+v", c)
 	}
+	// A device that was away when the receipt went out learns it from the
+	// conversation list.
+	late, _ := parleytest.Dial(t, s.WSURL, s.User(t, "alice", "macos", "a3"))
+	late.Request(t, protocol.TypeConversations, "c", protocol.ConversationsRequest{})
+	late.Expect(t, protocol.TypeConversations, &convs)
+	if c := convs.Conversations[0]; c.PeerReadSeq != 2 || c.ReadSeq != 3 {
+		t.Fatalf("alice's conversation = %+v, want peer_read_seq 2", c)
+	}
 	// Reading an older seq never lowers the read seq, and tells no one.
 	b1.Request(t, protocol.TypeRead, "r2", protocol.Read{Conversation: ack.Conversation, Seq: 1})
 	b1.Expect(t, protocol.TypeOK, &ok)

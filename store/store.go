@@ -157,6 +157,7 @@ type Member struct {
 	Peer         string // the other user of a direct conversation
 	MaxSeq       int64  // the conversation's highest seq
 	ReadSeq      int64  // highest seq the user has read
+	PeerReadSeq  int64  // highest seq the peer of a direct conversation has read
 	MinSeq       int64  // lowest seq the user may see (1 unless history was cleared)
 	Version      int64  // version at which this row last changed
 	LastMessage  *Message
@@ -193,8 +194,10 @@ type Messages interface {
 	// in ascending seq order.
 	MessageRange(ctx context.Context, conversation string, from, minSeq, maxSeq int64, dir Direction, limit int) ([]Message, error)
 	// MarkRead raises the user's read seq to seq (clamped to the conversation's
-	// max seq; never lowered) and returns the updated member state.
-	// ErrNotFound if the user is not a member.
+	// max seq; never lowered) and returns the updated member state. A raised
+	// read seq also gives the peer's row of a direct conversation a new
+	// version, since the peer's PeerReadSeq changed. ErrNotFound if the user
+	// is not a member.
 	MarkRead(ctx context.Context, user, conversation string, seq int64) (Member, error)
 	// ClearHistory hides every current message from the user: MinSeq becomes
 	// MaxSeq+1 and ReadSeq becomes MaxSeq. ErrNotFound if not a member.

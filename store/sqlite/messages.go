@@ -59,9 +59,11 @@ ON CONFLICT (user_id, conv_id) DO NOTHING`
 SELECT m.user_id, m.conv_id, c.kind, m.peer, c.max_seq,
 	max(m.read_seq, CASE m.user_id WHEN c.member_lo THEN c.last_sent_lo WHEN c.member_hi THEN c.last_sent_hi ELSE 0 END),
 	m.min_seq, max(m.version, c.version),
+	max(coalesce(p.read_seq, 0), CASE m.peer WHEN c.member_lo THEN c.last_sent_lo WHEN c.member_hi THEN c.last_sent_hi ELSE 0 END),
 	l.conv_id, l.seq, l.server_id, l.client_id, l.sender, l.recipient, l.content_type, l.content, l.created_at
 FROM members m
 JOIN conversations c ON c.id = m.conv_id
+LEFT JOIN members p ON p.user_id = m.peer AND p.conv_id = m.conv_id AND m.peer <> m.user_id
 LEFT JOIN messages l ON l.conv_id = m.conv_id AND l.seq = c.max_seq AND c.max_seq >= m.min_seq`
 
 	memberSQL = memberSelect + ` WHERE m.user_id = ? AND m.conv_id = ?`
@@ -72,6 +74,7 @@ WHERE m.user_id = ?1 AND max(m.version, c.version) > ?2
 ORDER BY max(m.version, c.version), m.conv_id`
 
 	setMemberSeqsSQL = `UPDATE members SET read_seq = ?, min_seq = ?, version = ? WHERE user_id = ? AND conv_id = ?`
+	touchMemberSQL   = `UPDATE members SET version = ? WHERE user_id = ? AND conv_id = ?`
 
 	messagesForwardSQL = `
 SELECT ` + messageColumns + ` FROM messages
@@ -416,7 +419,7 @@ func (s *Store) MessageRange(ctx context.Context, conversation string, from, min
 // max seq, and returns the member state. The row gets a new version only if
 // its read seq rose.
 func (s *Store) MarkRead(ctx context.Context, user, conversation string, seq int64) (store.Member, error) {
-	m, err := s.updateMember(ctx, user, conversation, func(m store.Member) (readSeq, minSeq int64) {
+	m, err := s.updateMember(ctx, user, conversation, true, func(m store.Member) (readSeq, minSeq int64) {
 		return max(m.ReadSeq, min(seq, m.MaxSeq)), m.MinSeq
 	})
 	if err != nil {
@@ -428,7 +431,7 @@ func (s *Store) MarkRead(ctx context.Context, user, conversation string, seq int
 // ClearHistory hides the conversation's current messages from the user and
 // returns the member state. The row gets a new version only if it changed.
 func (s *Store) ClearHistory(ctx context.Context, user, conversation string) (store.Member, error) {
-	m, err := s.updateMember(ctx, user, conversation, func(m store.Member) (readSeq, minSeq int64) {
+	m, err := s.updateMember(ctx, user, conversation, false, func(m store.Member) (readSeq, minSeq int64) {
 		return max(m.ReadSeq, m.MaxSeq), m.MaxSeq + 1
 	})
 	if err != nil {
@@ -439,9 +442,10 @@ func (s *Store) ClearHistory(ctx context.Context, user, conversation string) (st
 
 // updateMember sets the member's read and min seqs to what change computes
 // from its current state and, if they changed, stamps the row with a new
-// version. The writer's transaction holds the write lock, so the state
-// cannot change between the read and the update.
-func (s *Store) updateMember(ctx context.Context, user, conversation string, change func(store.Member) (readSeq, minSeq int64)) (store.Member, error) {
+// version; with toPeer, it stamps the peer's row too (the peer sees the new
+// read seq as its PeerReadSeq). The writer's transaction holds the write
+// lock, so the state cannot change between the read and the update.
+func (s *Store) updateMember(ctx context.Context, user, conversation string, toPeer bool, change func(store.Member) (readSeq, minSeq int64)) (store.Member, error) {
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return store.Member{}, err
@@ -461,6 +465,11 @@ func (s *Store) updateMember(ctx context.Context, user, conversation string, cha
 	}
 	if _, err := tx.StmtContext(ctx, s.setMemberSeqs).ExecContext(ctx, readSeq, minSeq, version, user, conversation); err != nil {
 		return store.Member{}, err
+	}
+	if toPeer && readSeq != m.ReadSeq && m.Peer != "" && m.Peer != user {
+		if _, err := tx.ExecContext(ctx, touchMemberSQL, version, m.Peer, conversation); err != nil {
+			return store.Member{}, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return store.Member{}, err
@@ -502,7 +511,7 @@ func scanMember(row scanner) (store.Member, error) {
 	var conv, serverID, clientID, sender, recipient, contentType sql.Null[string]
 	var seq, ms sql.Null[int64]
 	var content []byte
-	err := row.Scan(&m.User, &m.Conversation, &m.Kind, &m.Peer, &m.MaxSeq, &m.ReadSeq, &m.MinSeq, &m.Version,
+	err := row.Scan(&m.User, &m.Conversation, &m.Kind, &m.Peer, &m.MaxSeq, &m.ReadSeq, &m.MinSeq, &m.Version, &m.PeerReadSeq,
 		&conv, &seq, &serverID, &clientID, &sender, &recipient, &contentType, &content, &ms)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Member{}, store.ErrNotFound

@@ -399,8 +399,8 @@ func testMembers(t *testing.T, open opener) {
 		last := rs[2].Message
 		conv := directID("a", "b")
 		for _, want := range []store.Member{
-			{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 3, ReadSeq: 3, MinSeq: 1, LastMessage: &last},
-			{User: "b", Conversation: conv, Kind: store.KindDirect, Peer: "a", MaxSeq: 3, ReadSeq: 2, MinSeq: 1, LastMessage: &last},
+			{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 3, ReadSeq: 3, PeerReadSeq: 2, MinSeq: 1, LastMessage: &last},
+			{User: "b", Conversation: conv, Kind: store.KindDirect, Peer: "a", MaxSeq: 3, ReadSeq: 2, PeerReadSeq: 3, MinSeq: 1, LastMessage: &last},
 		} {
 			got := mustMember(t, s, want.User, conv)
 			if d := diffMember(got, want); d != "" {
@@ -524,11 +524,22 @@ func testMembers(t *testing.T, open opener) {
 			t.Errorf("Members(a, %d) = %+v, want %s then %s, by version", v0, all, ab, ac)
 		}
 
+		// b reads a's message: b's row changes, and a's too, because a's
+		// PeerReadSeq rose.
 		if _, err := s.MarkRead(t.Context(), "b", ab, 1); err != nil {
 			t.Fatal(err)
 		}
-		members("b", v3, ab)
-		members("a", v3)
+		v4 := members("b", v3, ab)
+		members("a", v3, ab)
+		if got := mustMember(t, s, "a", ab).PeerReadSeq; got != 1 {
+			t.Errorf("a's PeerReadSeq after b read = %d, want 1", got)
+		}
+		// Reading what was read already changes nothing for anyone.
+		if _, err := s.MarkRead(t.Context(), "b", ab, 1); err != nil {
+			t.Fatal(err)
+		}
+		members("b", v4)
+		members("a", v4)
 	})
 
 	t.Run("new message in a conversation with rows", func(t *testing.T) {
@@ -729,7 +740,7 @@ func testMarkRead(t *testing.T, open opener) {
 			if err != nil {
 				t.Fatalf("MarkRead: %v", err)
 			}
-			want := store.Member{User: "b", Conversation: conv, Kind: store.KindDirect, Peer: "a", MaxSeq: 3, ReadSeq: tt.want, MinSeq: 1, LastMessage: &last}
+			want := store.Member{User: "b", Conversation: conv, Kind: store.KindDirect, Peer: "a", MaxSeq: 3, ReadSeq: tt.want, PeerReadSeq: 3, MinSeq: 1, LastMessage: &last}
 			if d := diffMember(got, want); d != "" {
 				t.Errorf("MarkRead: %s", d)
 			}
@@ -814,7 +825,7 @@ func testClearHistory(t *testing.T, open opener) {
 	if err != nil {
 		t.Fatalf("ClearHistory: %v", err)
 	}
-	want := store.Member{User: "b", Conversation: conv, Kind: store.KindDirect, Peer: "a", MaxSeq: 3, ReadSeq: 3, MinSeq: 4}
+	want := store.Member{User: "b", Conversation: conv, Kind: store.KindDirect, Peer: "a", MaxSeq: 3, ReadSeq: 3, PeerReadSeq: 3, MinSeq: 4}
 	if d := diffMember(got, want); d != "" {
 		t.Errorf("ClearHistory: %s", d)
 	}
@@ -831,7 +842,7 @@ func testClearHistory(t *testing.T, open opener) {
 	if len(ms) != 1 || diffMember(ms[0], want) != "" {
 		t.Errorf("Members since %d = %+v, want the cleared row", before.Version, ms)
 	}
-	other := store.Member{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 3, ReadSeq: 3, MinSeq: 1, LastMessage: &rs[2].Message}
+	other := store.Member{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 3, ReadSeq: 3, PeerReadSeq: 3, MinSeq: 1, LastMessage: &rs[2].Message}
 	if d := diffMember(mustMember(t, s, "a", conv), other); d != "" {
 		t.Errorf("the other member changed: %s", d)
 	}
@@ -841,7 +852,7 @@ func testClearHistory(t *testing.T, open opener) {
 	}
 
 	next := mustAppend(t, s, send("a", "b", "4", "after"))[0].Message
-	want = store.Member{User: "b", Conversation: conv, Kind: store.KindDirect, Peer: "a", MaxSeq: 4, ReadSeq: 3, MinSeq: 4, LastMessage: &next}
+	want = store.Member{User: "b", Conversation: conv, Kind: store.KindDirect, Peer: "a", MaxSeq: 4, ReadSeq: 3, PeerReadSeq: 4, MinSeq: 4, LastMessage: &next}
 	if d := diffMember(mustMember(t, s, "b", conv), want); d != "" {
 		t.Errorf("Member after a new message: %s", d)
 	}
@@ -859,12 +870,12 @@ func testClearHistory(t *testing.T, open opener) {
 		if err != nil {
 			t.Fatalf("ClearHistory: %v", err)
 		}
-		want := store.Member{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 3, ReadSeq: 3, MinSeq: 4}
+		want := store.Member{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 3, ReadSeq: 3, PeerReadSeq: 2, MinSeq: 4}
 		if d := diffMember(got, want); d != "" {
 			t.Errorf("ClearHistory: %s", d)
 		}
 		next := mustAppend(t, s, send("b", "a", "4", "w"), send("a", "b", "5", "v"))[1].Message
-		want = store.Member{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 5, ReadSeq: 5, MinSeq: 4, LastMessage: &next}
+		want = store.Member{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 5, ReadSeq: 5, PeerReadSeq: 4, MinSeq: 4, LastMessage: &next}
 		if d := diffMember(mustMember(t, s, "a", conv), want); d != "" {
 			t.Errorf("Member after new messages: %s", d)
 		}
