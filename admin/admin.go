@@ -25,16 +25,6 @@ type Client struct {
 	HTTP    *http.Client // nil means http.DefaultClient
 }
 
-// User is a user as the API returns it.
-type User struct {
-	ID        string          `json:"id"`
-	Nickname  string          `json:"nickname"`
-	AvatarURL string          `json:"avatar_url"`
-	Extra     json.RawMessage `json:"extra,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
-	UpdatedAt time.Time       `json:"updated_at"`
-}
-
 // NewUser is the body of a user creation; an empty ID asks the server for one.
 type NewUser struct {
 	ID        string          `json:"id,omitempty"`
@@ -42,21 +32,6 @@ type NewUser struct {
 	AvatarURL string          `json:"avatar_url,omitempty"`
 	Extra     json.RawMessage `json:"extra,omitempty"`
 	Password  string          `json:"password,omitempty"`
-}
-
-// Token is a minted device token.
-type Token struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// Session is one live device connection.
-type Session struct {
-	User        string    `json:"user"`
-	Platform    string    `json:"platform"`
-	Device      string    `json:"device"`
-	RemoteAddr  string    `json:"remote_addr"`
-	ConnectedAt time.Time `json:"connected_at"`
 }
 
 // Message is a message the app server sends; From empty means the system account.
@@ -70,22 +45,22 @@ type Message struct {
 
 // CreateUser creates a user. An existing ID yields a *protocol.Error with
 // code already_exists.
-func (c *Client) CreateUser(ctx context.Context, u NewUser) (User, error) {
-	var out struct{ User User }
+func (c *Client) CreateUser(ctx context.Context, u NewUser) (protocol.User, error) {
+	var out struct{ User protocol.User }
 	err := c.do(ctx, http.MethodPost, "/v1/users", u, &out)
 	return out.User, err
 }
 
 // User fetches one user.
-func (c *Client) User(ctx context.Context, id string) (User, error) {
-	var out struct{ User User }
+func (c *Client) User(ctx context.Context, id string) (protocol.User, error) {
+	var out struct{ User protocol.User }
 	err := c.do(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(id), nil, &out)
 	return out.User, err
 }
 
 // ListUsers lists users whose id or nickname contains search, after the
 // cursor after, and returns the cursor for the next page ("" at the end).
-func (c *Client) ListUsers(ctx context.Context, search, after string, limit int) ([]User, string, error) {
+func (c *Client) ListUsers(ctx context.Context, search, after string, limit int) ([]protocol.User, string, error) {
 	q := url.Values{}
 	if search != "" {
 		q.Set("search", search)
@@ -97,7 +72,7 @@ func (c *Client) ListUsers(ctx context.Context, search, after string, limit int)
 		q.Set("limit", fmt.Sprint(limit))
 	}
 	var out struct {
-		Users []User
+		Users []protocol.User
 		Next  string
 	}
 	err := c.do(ctx, http.MethodGet, "/v1/users?"+q.Encode(), nil, &out)
@@ -105,8 +80,8 @@ func (c *Client) ListUsers(ctx context.Context, search, after string, limit int)
 }
 
 // IssueToken mints a token for a user's device; ttl 0 means the server's default.
-func (c *Client) IssueToken(ctx context.Context, user, platform, device string, ttl time.Duration) (Token, error) {
-	var out Token
+func (c *Client) IssueToken(ctx context.Context, user, platform, device string, ttl time.Duration) (protocol.Token, error) {
+	var out protocol.Token
 	body := map[string]any{"platform": platform, "device": device, "ttl_seconds": int64(ttl / time.Second)}
 	err := c.do(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(user)+"/tokens", body, &out)
 	return out, err
@@ -134,12 +109,12 @@ func (c *Client) Kick(ctx context.Context, user, device string) (int, error) {
 }
 
 // Sessions lists live connections, of one user or of everyone if user is empty.
-func (c *Client) Sessions(ctx context.Context, user string) ([]Session, error) {
+func (c *Client) Sessions(ctx context.Context, user string) ([]protocol.Session, error) {
 	path := "/v1/sessions"
 	if user != "" {
 		path += "?user=" + url.QueryEscape(user)
 	}
-	var out struct{ Sessions []Session }
+	var out struct{ Sessions []protocol.Session }
 	err := c.do(ctx, http.MethodGet, path, nil, &out)
 	return out.Sessions, err
 }

@@ -172,18 +172,8 @@ func queryInt(r *http.Request, name string) (int64, error) {
 	return n, nil
 }
 
-// userJSON is a user as the API shows it; the password hash never leaves.
-type userJSON struct {
-	ID        string          `json:"id"`
-	Nickname  string          `json:"nickname"`
-	AvatarURL string          `json:"avatar_url"`
-	Extra     json.RawMessage `json:"extra,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
-	UpdatedAt time.Time       `json:"updated_at"`
-}
-
-func toUserJSON(u store.User) userJSON {
-	return userJSON{ID: u.ID, Nickname: u.Nickname, AvatarURL: u.AvatarURL, Extra: u.Extra, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+func toUserJSON(u store.User) protocol.User {
+	return protocol.User{ID: u.ID, Nickname: u.Nickname, AvatarURL: u.AvatarURL, Extra: u.Extra, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
 func (a *API) register(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
@@ -202,18 +192,13 @@ type loginRequest struct {
 	Device   string `json:"device"`
 }
 
-type tokenResponse struct {
-	Token     string    `json:"token"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
 func (a *API) login(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
 	var in loginRequest
 	if err := decodeBody(r, &in); err != nil {
 		return 0, nil, err
 	}
 	tok, exp, err := a.Accounts.Login(ctx, in.ID, in.Password, in.Platform, in.Device)
-	return http.StatusOK, tokenResponse{tok, exp}, err
+	return http.StatusOK, protocol.Token{Token: tok, ExpiresAt: exp}, err
 }
 
 func (a *API) createUser(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
@@ -235,7 +220,7 @@ func (a *API) listUsers(ctx context.Context, _ caller, r *http.Request) (int, an
 	if err != nil {
 		return 0, nil, err
 	}
-	out := make([]userJSON, len(users))
+	out := make([]protocol.User, len(users))
 	for i, u := range users {
 		out[i] = toUserJSON(u)
 	}
@@ -277,7 +262,7 @@ func (a *API) mintToken(ctx context.Context, _ caller, r *http.Request) (int, an
 		return 0, nil, err
 	}
 	tok, exp, err := a.Accounts.IssueToken(ctx, r.PathValue("id"), in.Platform, in.Device, time.Duration(in.TTLSeconds)*time.Second)
-	return http.StatusOK, tokenResponse{tok, exp}, err
+	return http.StatusOK, protocol.Token{Token: tok, ExpiresAt: exp}, err
 }
 
 func (a *API) revokeTokens(ctx context.Context, _ caller, r *http.Request) (int, any, error) {

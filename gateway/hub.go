@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/parleyim/parley/protocol"
 )
@@ -159,29 +158,20 @@ func (h *Hub) appendIdle(dst []*conn, before int64) []*conn {
 	return dst
 }
 
-// Session describes one live connection, for operators.
-type Session struct {
-	User        string    `json:"user"`
-	Platform    string    `json:"platform"`
-	Device      string    `json:"device"`
-	RemoteAddr  string    `json:"remote_addr"`
-	ConnectedAt time.Time `json:"connected_at"`
-}
-
 // Sessions lists live connections, of one user or (user empty) of everyone,
 // ordered by user and device.
-func (h *Hub) Sessions(user string) []Session {
+func (h *Hub) Sessions(user string) []protocol.Session {
 	var list []*conn
 	if user != "" {
 		list = h.conns(user, "")
 	} else {
 		list = h.all()
 	}
-	out := make([]Session, len(list))
+	out := make([]protocol.Session, len(list))
 	for i, c := range list {
-		out[i] = Session{User: c.user, Platform: c.platform, Device: c.device, RemoteAddr: c.remote, ConnectedAt: c.connectedAt}
+		out[i] = protocol.Session{User: c.user, Platform: c.platform, Device: c.device, RemoteAddr: c.remote, ConnectedAt: c.connectedAt}
 	}
-	slices.SortFunc(out, func(a, b Session) int {
+	slices.SortFunc(out, func(a, b protocol.Session) int {
 		if a.User != b.User {
 			if a.User < b.User {
 				return -1

@@ -406,7 +406,7 @@ func TestUsersAndSystemMessages(t *testing.T) {
 		t.Fatalf("register: %d %s", status, body)
 	}
 	status, body = doHTTP(t, s, "POST", "/v1/auth/login", "", `{"id":"dave","password":"correct horse","platform":"web","device":"browser"}`)
-	var tok admin.Token
+	var tok protocol.Token
 	if status != 200 || json.Unmarshal(body, &tok) != nil || tok.Token == "" {
 		t.Fatalf("login: %d %s", status, body)
 	}

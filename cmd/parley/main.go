@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/parleyim/parley/admin"
+	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/server"
 )
 
@@ -228,7 +229,7 @@ func adminCommand(cmd string, args []string, stdout, stderr io.Writer) int {
 	case "user get":
 		out, err = c.User(ctx, id)
 	case "user list":
-		var users []admin.User
+		var users []protocol.User
 		var next string
 		users, next, err = c.ListUsers(ctx, search, after, limit)
 		out = map[string]any{"users": users, "next": next}
