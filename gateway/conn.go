@@ -46,6 +46,7 @@ type conn struct {
 	remote      string
 	connectedAt time.Time
 	deflate     bool      // permessage-deflate was negotiated
+	expires     int64     // unix nanoseconds when the token expires
 	fd          int       // the socket's descriptor, for the poller
 	src         io.Reader // the socket, after any bytes that came with the handshake
 

@@ -179,6 +179,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		device:      claims.Device,
 		remote:      r.RemoteAddr,
 		connectedAt: time.Now().UTC(),
+		expires:     claims.Expires.UnixNano(),
 	}
 	_, c.deflate = ext.Accepted()
 	c.src = c.nc
@@ -326,23 +327,28 @@ func (g *Gateway) teardown(c *conn) {
 	g.conns.Done()
 }
 
-// sweep kicks connections that have sent nothing for IdleTimeout. It runs
-// every quarter of the timeout (at most every second) until Shutdown.
+// sweep kicks connections that have sent nothing for IdleTimeout, and those
+// whose token expired (the client must reconnect with a fresh token). It
+// runs every quarter of the timeout (at most every second) until Shutdown.
 func (g *Gateway) sweep() {
 	defer g.workers.Done()
 	t := time.NewTicker(min(g.cfg.IdleTimeout/4, time.Second))
 	defer t.Stop()
-	var idle []*conn
+	var stale []*conn
 	for {
 		select {
 		case <-g.stopSweep:
 			return
 		case now := <-t.C:
-			idle = g.hub.appendIdle(idle[:0], now.Add(-g.cfg.IdleTimeout).UnixNano())
-			for _, c := range idle {
-				c.kick(protocol.CodeKickIdle, kickMessage(protocol.CodeKickIdle))
+			stale = g.hub.appendStale(stale[:0], now.Add(-g.cfg.IdleTimeout).UnixNano(), now.UnixNano())
+			for _, c := range stale {
+				if c.expires < now.UnixNano() {
+					c.kick(protocol.CodeKickExpired, kickMessage(protocol.CodeKickExpired))
+				} else {
+					c.kick(protocol.CodeKickIdle, kickMessage(protocol.CodeKickIdle))
+				}
 			}
-			clear(idle)
+			clear(stale)
 		}
 	}
 }
@@ -542,6 +548,8 @@ func kickMessage(code protocol.Code) string {
 		return "the server is shutting down; reconnect shortly"
 	case protocol.CodeKickRevoked:
 		return "the token was revoked"
+	case protocol.CodeKickExpired:
+		return "the token expired; reconnect with a new one"
 	default:
 		return string(code)
 	}

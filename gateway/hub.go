@@ -140,15 +140,16 @@ func (h *Hub) all() []*conn {
 	return out
 }
 
-// appendIdle appends to dst the connections that have read nothing since
-// the unix-nanosecond time before, and returns it.
-func (h *Hub) appendIdle(dst []*conn, before int64) []*conn {
+// appendStale appends to dst the connections that have read nothing since
+// the unix-nanosecond time idleBefore or whose token expired before now,
+// and returns it.
+func (h *Hub) appendStale(dst []*conn, idleBefore, now int64) []*conn {
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.RLock()
 		for _, list := range s.users {
 			for _, c := range list {
-				if c.lastRead.Load() < before {
+				if c.lastRead.Load() < idleBefore || c.expires < now {
 					dst = append(dst, c)
 				}
 			}

@@ -39,6 +39,7 @@ const (
 	CodeKickIdle       Code = "heartbeat_timeout"
 	CodeKickShutdown   Code = "shutdown"
 	CodeKickRevoked         = CodeTokenRevoked // the token was revoked
+	CodeKickExpired         = CodeTokenExpired // the token expired while connected
 	CodeKickProtocol   Code = "protocol_error"
 	CodeKickSlowClient      = CodeSlowConsumer // closed without a kick frame: the queue is full
 )

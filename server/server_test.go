@@ -539,3 +539,19 @@ func TestProfilerNeedsTheAdminKey(t *testing.T) {
 		t.Fatalf("admin key: %d", status)
 	}
 }
+
+func TestExpiredTokenEndsTheConnection(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	s.User(t, "alice", "web", "a1")
+	tok, err := s.Admin.IssueToken(context.Background(), "alice", "web", "short", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := parleytest.Dial(t, s.WSURL, tok.Token)
+	var k protocol.Kick
+	c.Expect(t, protocol.TypeKick, &k)
+	if k.Code != protocol.CodeKickExpired {
+		t.Fatalf("kick = %+v, want token_expired", k)
+	}
+	c.Closed(t, wait)
+}
