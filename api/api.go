@@ -385,6 +385,6 @@ func (a *API) clear(ctx context.Context, who caller, r *http.Request) (int, any,
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := a.Messages.Clear(ctx, user, r.PathValue("conv"))
+	res, err := a.Messages.Clear(ctx, user, r.PathValue("conv"), 0)
 	return http.StatusOK, res, err
 }

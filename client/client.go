@@ -328,6 +328,14 @@ func (c *Client) handle(cn *conn, f *inFrame, p []byte) error {
 		if c.opts.OnPresence != nil {
 			c.d.queueItem(item{kind: itemPresence, presence: p})
 		}
+	case protocol.TypeConversation:
+		var cv protocol.Conversation
+		if err := json.Unmarshal(f.Data, &cv); err != nil {
+			return fmt.Errorf("decode conversation: %w", err)
+		}
+		if c.opts.OnConversation != nil {
+			c.d.queueItem(item{kind: itemConversation, conv: &cv})
+		}
 	case protocol.TypeKick:
 		var k protocol.Kick
 		if err := json.Unmarshal(f.Data, &k); err != nil {

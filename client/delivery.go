@@ -46,6 +46,7 @@ const (
 	itemMessage itemKind = iota
 	itemReceipt
 	itemPresence
+	itemConversation
 	itemEvent
 )
 
@@ -55,6 +56,7 @@ type item struct {
 	msg      protocol.Message
 	receipt  protocol.Receipt
 	presence protocol.Presence
+	conv     *protocol.Conversation
 	event    Event
 }
 
@@ -444,6 +446,10 @@ func deliver(o *Options, it *item) {
 	case itemPresence:
 		if o.OnPresence != nil {
 			o.OnPresence(it.presence)
+		}
+	case itemConversation:
+		if o.OnConversation != nil {
+			o.OnConversation(*it.conv)
 		}
 	case itemEvent:
 		if o.OnEvent != nil {

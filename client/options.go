@@ -49,6 +49,10 @@ type Options struct {
 	// OnReceipt receives read receipts pushed by the server.
 	OnReceipt func(protocol.Receipt)
 
+	// OnConversation receives conversations changed on another of the
+	// user's devices (history cleared: hide messages below MinSeq).
+	OnConversation func(protocol.Conversation)
+
 	// OnPresence receives presence changes of subscribed users, and their
 	// state again after each reconnection.
 	OnPresence func(protocol.Presence)

@@ -425,7 +425,7 @@ func (g *Gateway) handle(c *conn, payload []byte) {
 	case protocol.TypeClear:
 		var cl protocol.Clear
 		if decode(&cl) {
-			res, err := g.messages.Clear(ctx, c.user, cl.Conversation)
+			res, err := g.messages.Clear(ctx, c.user, cl.Conversation, c.id)
 			c.reply(f.ID, protocol.TypeOK, res, err)
 		}
 	case protocol.TypeSubscribe:

@@ -148,14 +148,24 @@ func (s *Service) MarkRead(ctx context.Context, user string, r protocol.Read, or
 	return receipt, nil
 }
 
-// Clear hides the conversation's current history from the user alone.
-func (s *Service) Clear(ctx context.Context, user, conv string) (protocol.Conversation, error) {
-	if _, err := s.member(ctx, user, conv); err != nil {
+// Clear hides the conversation's current history from the user alone, and
+// tells the user's other devices (all but origin) with a conversation push.
+func (s *Service) Clear(ctx context.Context, user, conv string, origin uint64) (protocol.Conversation, error) {
+	before, err := s.member(ctx, user, conv)
+	if err != nil {
 		return protocol.Conversation{}, err
 	}
 	m, err := s.store.ClearHistory(ctx, user, conv)
 	if err != nil {
 		return protocol.Conversation{}, fmt.Errorf("message: clear: %w", err)
 	}
-	return conversationToWire(m), nil
+	c := conversationToWire(m)
+	if m.MinSeq != before.MinSeq {
+		frame, err := EncodePush(protocol.TypeConversation, c)
+		if err != nil {
+			return protocol.Conversation{}, fmt.Errorf("message: encode conversation: %w", err)
+		}
+		s.fanout.Deliver([]string{user}, frame, origin)
+	}
+	return c, nil
 }

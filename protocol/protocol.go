@@ -52,6 +52,9 @@ const (
 	TypeReceipt  = "receipt"  // someone read up to a seq: Receipt
 	TypePresence = "presence" // a subscribed user went online or offline: Presence
 	TypeKick     = "kick"     // the server is about to close this connection: Kick
+	// TypeConversation: one of the user's conversations changed on another
+	// of the user's devices (its history was cleared): Conversation.
+	TypeConversation = "conversation"
 )
 
 // Hello is the first frame the server sends after a successful upgrade.
@@ -168,7 +171,8 @@ type Receipt struct {
 }
 
 // Clear hides a conversation's history up to now for the user alone.
-// Its ok reply is the user's updated Conversation.
+// Its ok reply is the user's updated Conversation, which the user's other
+// devices receive as a conversation push.
 type Clear struct {
 	Conversation string `json:"conv"`
 }

@@ -176,3 +176,35 @@ func TestRestartedAppResumesFromItsPositions(t *testing.T) {
 		t.Fatalf("resumed at seq %d, want 6", got)
 	}
 }
+
+func TestClearReachesTheUsersOtherDevices(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	a1, _ := parleytest.Dial(t, s.WSURL, s.User(t, "alice", "web", "a1"))
+	a2, _ := parleytest.Dial(t, s.WSURL, s.User(t, "alice", "ios", "a2"))
+	changed := make(chan protocol.Conversation, 1)
+	dialSDK(t, s, s.User(t, "alice", "macos", "a3"), nil, func(o *client.Options) {
+		o.OnConversation = func(c protocol.Conversation) { changed <- c }
+	})
+	s.User(t, "bob", "web", "b1")
+	var ack protocol.Ack
+	a1.Request(t, protocol.TypeSend, "s", send("bob", "c1", "hi"))
+	a1.Expect(t, protocol.TypeAck, &ack)
+	a2.Expect(t, protocol.TypeMessage, nil)
+
+	a1.Request(t, protocol.TypeClear, "c", protocol.Clear{Conversation: ack.Conversation})
+	a1.Expect(t, protocol.TypeOK, nil)
+	var pushed protocol.Conversation
+	a2.Expect(t, protocol.TypeConversation, &pushed)
+	if pushed.ID != ack.Conversation || pushed.MinSeq != 2 {
+		t.Fatalf("pushed = %+v", pushed)
+	}
+	select {
+	case c := <-changed:
+		if c.MinSeq != 2 {
+			t.Fatalf("SDK got %+v", c)
+		}
+	case <-time.After(wait):
+		t.Fatal("the SDK did not report the cleared conversation")
+	}
+	a1.Quiet(t, 100*time.Millisecond) // the clearing device has its reply only
+}
