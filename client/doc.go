@@ -39,9 +39,10 @@
 //     pulls, presence re-subscription) one at a time without blocking on them;
 //   - one reader per connection: decodes frames, completes waiting requests,
 //     feeds pushed messages and acknowledged sends to the sequencer;
-//   - the dispatcher: calls OnMessage, OnReceipt, OnPresence and OnEvent from
-//     a single goroutine, in the order the events were queued. Handlers may
-//     call any Client method except Close, which waits for the dispatcher.
+//   - the dispatcher: calls OnMessage, OnReceipt, OnPresence, OnConversation
+//     and OnEvent from a single goroutine, in the order the events were
+//     queued. Handlers may call any Client method except Close, which waits
+//     for the dispatcher.
 //
 // Writes are serialised by a per-connection mutex; each frame is encoded by
 // the calling goroutine before the lock is taken, so many sends can be in
