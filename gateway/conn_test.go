@@ -183,7 +183,7 @@ func TestWrittenFramesDecode(t *testing.T) {
 	if err != nil || !bytes.Contains(got, []byte(`"kick"`)) {
 		t.Fatalf("kick frame %q, %v", got, err)
 	}
-	f, err := ws.ReadFrame(client)
+	f, err := readServerFrame(client)
 	if code, reason := ws.ParseCloseFrameData(f.Payload); err != nil || f.Header.OpCode != ws.OpClose || code != ws.StatusGoingAway || reason != "shutdown" {
 		t.Fatalf("close frame %+v %q: %v", f.Header, f.Payload, err)
 	}
@@ -218,15 +218,26 @@ func TestCompressionBothWays(t *testing.T) {
 	w.deflate = true
 	w.enqueue(big, opText)
 	w.enqueue([]byte(`{}`), opText)
-	f, err := ws.ReadFrame(client)
+	f, err := readServerFrame(client)
 	if err != nil || f.Header.Rsv != rsv1 || len(f.Payload) >= len(big) {
 		t.Fatalf("long frame: rsv %b, %d bytes, err %v", f.Header.Rsv, len(f.Payload), err)
 	}
 	if f, err = wsflate.DecompressFrame(f); err != nil || !bytes.Equal(f.Payload, big) {
 		t.Fatalf("client could not inflate: %v", err)
 	}
-	f, err = ws.ReadFrame(client)
+	f, err = readServerFrame(client)
 	if err != nil || f.Header.Rsv != 0 || string(f.Payload) != `{}` {
 		t.Fatalf("short frame: %+v %q %v", f.Header, f.Payload, err)
 	}
+}
+
+// readServerFrame reads one unmasked frame written by the server.
+func readServerFrame(r io.Reader) (ws.Frame, error) {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return ws.Frame{}, err
+	}
+	f := ws.Frame{Header: h, Payload: make([]byte, h.Length)}
+	_, err = io.ReadFull(r, f.Payload)
+	return f, err
 }

@@ -56,14 +56,22 @@ func (in *inbox) waitFor(conv string, n int) {
 
 // switchableDialer lets a test cut a client's connection and hold it offline.
 type switchableDialer struct {
-	offline sync.Mutex // held while the client must stay offline
-	mu      sync.Mutex
-	conn    net.Conn
+	mu     sync.Mutex
+	conn   net.Conn
+	online chan struct{} // closed when dialing may proceed; nil at first
 }
 
 func (d *switchableDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	d.offline.Lock()
-	d.offline.Unlock()
+	d.mu.Lock()
+	online := d.online
+	d.mu.Unlock()
+	if online != nil {
+		select {
+		case <-online:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 	d.mu.Lock()
 	d.conn = c
@@ -73,13 +81,17 @@ func (d *switchableDialer) dial(ctx context.Context, network, addr string) (net.
 
 // cut drops the connection and keeps the client offline until restore.
 func (d *switchableDialer) cut() {
-	d.offline.Lock()
 	d.mu.Lock()
+	d.online = make(chan struct{})
 	d.conn.Close()
 	d.mu.Unlock()
 }
 
-func (d *switchableDialer) restore() { d.offline.Unlock() }
+func (d *switchableDialer) restore() {
+	d.mu.Lock()
+	close(d.online)
+	d.mu.Unlock()
+}
 
 func dialSDK(t *testing.T, s *parleytest.Server, token string, in *inbox, configure func(*client.Options)) *client.Client {
 	t.Helper()
