@@ -165,9 +165,6 @@ func (s *Server) Start() error {
 // Addr is the address the server listens on, once started.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
-// Accounts returns the account service, for tests and embedding programs.
-func (s *Server) Accounts() *account.Service { return s.accounts }
-
 // Wait blocks until the server stops serving on its own (a listener error)
 // or Shutdown completes, and returns the cause.
 func (s *Server) Wait() error {
