@@ -165,7 +165,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("admin: %s %s: read body: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		var e struct{ Error *protocol.Error }
+		var e protocol.ErrorBody
 		if json.Unmarshal(raw, &e) == nil && e.Error != nil {
 			return e.Error
 		}

@@ -44,10 +44,7 @@ type API struct {
 // NotFound answers requests for paths no route serves with a JSON
 // not_found error, like every other API error.
 func NotFound(w http.ResponseWriter, r *http.Request) {
-	e := protocol.Errorf(protocol.CodeNotFound, "no route %s %s", r.Method, r.URL.Path)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusNotFound)
-	json.NewEncoder(w).Encode(map[string]any{"error": e})
+	protocol.Errorf(protocol.CodeNotFound, "no route %s %s", r.Method, r.URL.Path).WriteHTTP(w)
 }
 
 // Routes registers the API's handlers on mux.
@@ -97,7 +94,7 @@ func (a *API) handle(mux *http.ServeMux, pattern string, acc access, h handlerFu
 				a.Log.Error("request failed", "route", pattern, "err", err)
 			}
 			metrics.Errors.WithLabelValues(string(e.Code)).Inc()
-			status, body = e.Code.HTTPStatus(), map[string]any{"error": e}
+			status, body = e.Code.HTTPStatus(), protocol.ErrorBody{Error: e}
 		}
 		metrics.HTTPRequests.WithLabelValues(pattern, strconv.Itoa(status)).Inc()
 		w.Header().Set("Content-Type", "application/json")

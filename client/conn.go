@@ -114,9 +114,7 @@ func readErrorBody(resp io.Reader) *protocol.Error {
 		return fallback
 	}
 	defer res.Body.Close()
-	var body struct {
-		Error *protocol.Error `json:"error"`
-	}
+	var body protocol.ErrorBody
 	if err := json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&body); err != nil || body.Error == nil {
 		return fallback
 	}

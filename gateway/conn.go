@@ -160,21 +160,14 @@ func (c *conn) writeLoop() {
 		c.mu.Unlock()
 
 		headers, bufs = headers[:0], bufs[:0]
-		deflated.Reset()
-		ends := make([]int, 0, len(batch))
-		for _, f := range batch {
-			// Compress into one shared buffer; slice it only after the
-			// batch is done, since the buffer may move as it grows.
-			if c.deflate && f.op == opText && len(f.payload) >= c.gw.cfg.CompressMin && compress(&deflated, f.payload) == nil {
-				ends = append(ends, deflated.Len())
-			} else {
-				ends = append(ends, -1)
-			}
+		var ends []int
+		if c.deflate {
+			ends = compressBatch(&deflated, batch, c.gw.cfg.CompressMin)
 		}
 		start := 0
 		for i, f := range batch {
 			payload, rsv := f.payload, byte(0)
-			if ends[i] >= 0 {
+			if ends != nil && ends[i] >= 0 {
 				payload, rsv = deflated.Bytes()[start:ends[i]], rsv1
 				start = ends[i]
 			}
@@ -183,7 +176,8 @@ func (c *conn) writeLoop() {
 			bufs = append(bufs, headers[h:len(headers):len(headers)], payload)
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
-		if _, err := bufs.WriteTo(c.nc); err != nil {
+		out := bufs // WriteTo consumes its receiver; bufs keeps the capacity
+		if _, err := out.WriteTo(c.nc); err != nil {
 			c.mu.Lock()
 			c.writing = false
 			c.mu.Unlock()

@@ -42,6 +42,28 @@ func compress(dst *bytes.Buffer, p []byte) error {
 	return nil
 }
 
+// compressBatch compresses the text frames of batch that are at least min
+// bytes long into dst, one after another, and returns for each frame where
+// its compressed bytes end in dst, or -1 for a frame sent as it is. Callers
+// slice dst only after the whole batch, since dst may move as it grows.
+func compressBatch(dst *bytes.Buffer, batch []outFrame, min int) []int {
+	dst.Reset()
+	ends := make([]int, len(batch))
+	for i, f := range batch {
+		ends[i] = -1
+		if f.op != opText || len(f.payload) < min {
+			continue
+		}
+		n := dst.Len()
+		if err := compress(dst, f.payload); err != nil {
+			dst.Truncate(n) // send this one uncompressed
+			continue
+		}
+		ends[i] = dst.Len()
+	}
+	return ends
+}
+
 // decompress inflates a permessage-deflate message, reading at most limit
 // bytes of output; tooLarge reports a message that inflates beyond it.
 func decompress(p []byte, limit int) (out []byte, tooLarge bool, err error) {

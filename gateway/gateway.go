@@ -211,11 +211,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func writeHTTPError(w http.ResponseWriter, e *protocol.Error) {
 	metrics.Errors.WithLabelValues(string(e.Code)).Inc()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(e.Code.HTTPStatus())
-	json.NewEncoder(w).Encode(struct {
-		Error *protocol.Error `json:"error"`
-	}{e})
+	e.WriteHTTP(w)
 }
 
 // register adds a new connection to the hub, applying the login policy, and

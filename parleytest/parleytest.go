@@ -146,7 +146,7 @@ func DialErr(wsURL, token string) (*Conn, error) {
 	nc, br, _, err := d.Dial(ctx, wsURL)
 	if err != nil {
 		if i := strings.Index(string(body), "{"); i >= 0 {
-			var e struct{ Error *protocol.Error }
+			var e protocol.ErrorBody
 			if json.Unmarshal(body[i:], &e) == nil && e.Error != nil {
 				return nil, e.Error
 			}

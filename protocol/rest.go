@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"net/http"
 	"time"
 )
 
@@ -33,4 +34,17 @@ type Session struct {
 	Device      string    `json:"device"`
 	RemoteAddr  string    `json:"remote_addr"`
 	ConnectedAt time.Time `json:"connected_at"`
+}
+
+// ErrorBody is the body of every REST error response, and of a refused
+// WebSocket upgrade: {"error":{"code":…,"message":…}}.
+type ErrorBody struct {
+	Error *Error `json:"error"`
+}
+
+// WriteHTTP writes e as a REST error response, with the code's HTTP status.
+func (e *Error) WriteHTTP(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Code.HTTPStatus())
+	json.NewEncoder(w).Encode(ErrorBody{e})
 }

@@ -382,7 +382,7 @@ func (s *Server) admin(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func writeError(w http.ResponseWriter, e *protocol.Error) {
-	writeJSON(w, e.Code.HTTPStatus(), map[string]any{"error": e})
+	writeJSON(w, e.Code.HTTPStatus(), protocol.ErrorBody{Error: e})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -255,6 +255,9 @@ func (s *Store) appendMessages(ctx context.Context, tx *sql.Tx, batch []store.Ne
 	// A conversation that only got duplicates and conflicts is left alone:
 	// if it had no row, it gets none, and the version does not move.
 	var version int64
+	updateConv := tx.StmtContext(ctx, s.updateConversation)
+	insertConv := tx.StmtContext(ctx, s.insertConversation)
+	insertMember := tx.StmtContext(ctx, s.insertMember)
 	for _, c := range convOrder {
 		if !c.stored {
 			continue
@@ -266,19 +269,18 @@ func (s *Store) appendMessages(ctx context.Context, tx *sql.Tx, batch []store.Ne
 		}
 		var err error
 		if c.exists {
-			_, err = tx.StmtContext(ctx, s.updateConversation).ExecContext(ctx,
+			_, err = updateConv.ExecContext(ctx,
 				c.maxSeq, version, c.lo, c.hi, c.lastSentLo, c.lastSentHi, c.id)
 		} else {
-			_, err = tx.StmtContext(ctx, s.insertConversation).ExecContext(ctx,
+			_, err = insertConv.ExecContext(ctx,
 				c.id, c.kind, c.maxSeq, version, c.lo, c.hi, c.lastSentLo, c.lastSentHi, c.created)
 		}
 		if err != nil {
 			return nil, err
 		}
 		if c.newPair {
-			ins := tx.StmtContext(ctx, s.insertMember)
 			for _, p := range [][2]string{{c.lo.V, c.hi.V}, {c.hi.V, c.lo.V}} {
-				if _, err := ins.ExecContext(ctx, p[0], c.id, p[1], version); err != nil {
+				if _, err := insertMember.ExecContext(ctx, p[0], c.id, p[1], version); err != nil {
 					return nil, err
 				}
 			}
