@@ -53,6 +53,13 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
 // letters, digits, '.', '_', '@' and '-'.
 func ValidUserID(id string) bool { return idPattern.MatchString(id) }
 
+// Store is what the account service keeps durably.
+type Store interface {
+	store.Users
+	store.Tokens
+	store.Meta
+}
+
 // Config configures a Service.
 type Config struct {
 	// AdminKey, when set, is the admin credential. When empty, one is
@@ -69,7 +76,7 @@ type Config struct {
 // Service is the account service.
 type Service struct {
 	cfg        Config
-	store      store.Store
+	store      Store
 	signingKey []byte
 	adminHash  [sha256.Size]byte
 	hashSlots  chan struct{}
@@ -90,7 +97,7 @@ type revocationKey struct{ user, device string }
 // New returns a Service on st. It loads or creates the token signing key and
 // the admin credential; newAdminKey is the generated admin key on the very
 // first start (show it once) and empty otherwise.
-func New(ctx context.Context, st store.Store, cfg Config) (s *Service, newAdminKey string, err error) {
+func New(ctx context.Context, st Store, cfg Config) (s *Service, newAdminKey string, err error) {
 	if cfg.TokenTTL <= 0 {
 		cfg.TokenTTL = 7 * 24 * time.Hour
 	}

@@ -36,11 +36,12 @@ type NewUser struct {
 
 // Message is a message the app server sends; From empty means the system account.
 type Message struct {
-	From        string          `json:"from,omitempty"`
-	To          string          `json:"to"`
-	ClientID    string          `json:"cid,omitempty"`
-	ContentType string          `json:"ctype"`
-	Content     json.RawMessage `json:"content"`
+	From         string          `json:"from,omitempty"`
+	To           string          `json:"to,omitempty"`
+	Conversation string          `json:"conv,omitempty"` // instead of To: a conversation id
+	ClientID     string          `json:"cid,omitempty"`
+	ContentType  string          `json:"ctype"`
+	Content      json.RawMessage `json:"content"`
 }
 
 // CreateUser creates a user. An existing ID yields a *protocol.Error with
@@ -177,4 +178,10 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		}
 	}
 	return nil
+}
+
+// Backup has the server write a consistent copy of its store into dir, an
+// absolute path on the server's machine that must not exist yet.
+func (c *Client) Backup(ctx context.Context, dir string) error {
+	return c.do(ctx, http.MethodPost, "/v1/backup", map[string]string{"dir": dir}, nil)
 }

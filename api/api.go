@@ -26,6 +26,7 @@ import (
 	"github.com/parleyim/parley/metrics"
 	"github.com/parleyim/parley/presence"
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/store"
 )
 
@@ -38,7 +39,9 @@ type API struct {
 	Messages *message.Service
 	Gateway  *gateway.Gateway
 	Presence *presence.Registry
-	Log      *slog.Logger
+	// Backup writes a consistent copy of the store into a new directory.
+	Backup func(ctx context.Context, dir string) error
+	Log    *slog.Logger
 }
 
 // NotFound answers requests for paths no route serves with a JSON
@@ -65,6 +68,12 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/conversations/{conv}/messages", anyone, a.pull)
 	a.handle(mux, "POST /v1/conversations/{conv}/read", anyone, a.markRead)
 	a.handle(mux, "POST /v1/conversations/{conv}/clear", anyone, a.clear)
+	a.handle(mux, "POST /v1/backup", adminOnly, a.backup)
+	a.handle(mux, "POST /v1/groups", adminOnly, a.createGroup)
+	a.handle(mux, "GET /v1/groups/{id}", adminOnly, a.getGroup)
+	a.handle(mux, "GET /v1/groups/{id}/members", adminOnly, a.groupMembers)
+	a.handle(mux, "POST /v1/groups/{id}/members", adminOnly, a.addMembers)
+	a.handle(mux, "DELETE /v1/groups/{id}/members/{user}", adminOnly, a.removeMember)
 }
 
 // who a route admits
@@ -297,11 +306,12 @@ func (a *API) presence(ctx context.Context, _ caller, r *http.Request) (int, any
 }
 
 type sendRequest struct {
-	From        string          `json:"from"`
-	To          string          `json:"to"`
-	ClientID    string          `json:"cid"`
-	ContentType string          `json:"ctype"`
-	Content     json.RawMessage `json:"content"`
+	From         string          `json:"from"`
+	To           string          `json:"to"`
+	Conversation string          `json:"conv"`
+	ClientID     string          `json:"cid"`
+	ContentType  string          `json:"ctype"`
+	Content      json.RawMessage `json:"content"`
 }
 
 // send commits a message. Users send as themselves; the admin sends as any
@@ -326,7 +336,8 @@ func (a *API) send(ctx context.Context, who caller, r *http.Request) (int, any, 
 	if in.ClientID == "" {
 		in.ClientID = "rest-" + rand.Text()
 	}
-	ack, err := a.Messages.Send(ctx, message.SendRequest{From: from, To: in.To, ClientID: in.ClientID, ContentType: in.ContentType, Content: in.Content})
+	ack, err := a.Messages.Send(ctx, message.SendRequest{From: from, To: in.To, Conversation: in.Conversation,
+		ClientID: in.ClientID, ContentType: in.ContentType, Content: in.Content})
 	return http.StatusOK, ack, err
 }
 
@@ -339,7 +350,11 @@ func (a *API) conversations(ctx context.Context, who caller, r *http.Request) (i
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := a.Messages.Conversations(ctx, user, since)
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := a.Messages.Conversations(ctx, user, protocol.ConversationsRequest{Since: since, Limit: int(min(limit, protocol.MaxConversationsPage))})
 	return http.StatusOK, res, err
 }
 
@@ -373,7 +388,7 @@ func (a *API) markRead(ctx context.Context, who caller, r *http.Request) (int, a
 	if err := decodeBody(r, &in); err != nil {
 		return 0, nil, err
 	}
-	res, err := a.Messages.MarkRead(ctx, user, protocol.Read{Conversation: r.PathValue("conv"), Seq: in.Seq}, 0)
+	res, err := a.Messages.MarkRead(ctx, user, protocol.Read{Conversation: r.PathValue("conv"), Seq: in.Seq}, router.Device{})
 	return http.StatusOK, res, err
 }
 
@@ -382,6 +397,6 @@ func (a *API) clear(ctx context.Context, who caller, r *http.Request) (int, any,
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := a.Messages.Clear(ctx, user, r.PathValue("conv"), 0)
+	res, err := a.Messages.Clear(ctx, user, r.PathValue("conv"), router.Device{})
 	return http.StatusOK, res, err
 }

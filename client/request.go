@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -121,6 +122,18 @@ func (c *Client) Send(ctx context.Context, to, contentType string, content json.
 	return c.SendWithID(ctx, c.NewClientID(), to, contentType, content)
 }
 
+// SendTo sends a message to the conversation conv (a group, or a direct
+// conversation of the user's), with a new client message id, and returns the
+// server's ack. It works as SendWithID does.
+func (c *Client) SendTo(ctx context.Context, conv, contentType string, content json.RawMessage) (protocol.Ack, error) {
+	return c.send(ctx, c.NewClientID(), "conv", conv, contentType, content)
+}
+
+// SendToWithID is SendTo with the caller's client message id.
+func (c *Client) SendToWithID(ctx context.Context, clientID, conv, contentType string, content json.RawMessage) (protocol.Ack, error) {
+	return c.send(ctx, clientID, "conv", conv, contentType, content)
+}
+
 // SendWithID sends a message to user to with the caller's client message id
 // and returns the server's ack once the message is committed. It
 // retransmits with the same id when no ack comes within Options.AckTimeout
@@ -135,12 +148,23 @@ func (c *Client) Send(ctx context.Context, to, contentType string, content json.
 // returning. Once acknowledged, the message is also delivered to OnMessage
 // in its conversation's order. Many sends may be in flight at once.
 func (c *Client) SendWithID(ctx context.Context, clientID, to, contentType string, content json.RawMessage) (protocol.Ack, error) {
+	return c.send(ctx, clientID, "to", to, contentType, content)
+}
+
+// send sends a message addressed by field ("to" or "conv") to target.
+func (c *Client) send(ctx context.Context, clientID, field, target, contentType string, content json.RawMessage) (protocol.Ack, error) {
 	if !json.Valid(content) {
 		return protocol.Ack{}, fmt.Errorf("client: send: %w", protocol.Errorf(protocol.CodeInvalidArgument, "content is not valid JSON"))
 	}
+	var compact bytes.Buffer
+	json.Compact(&compact, content) // valid JSON always compacts
+	content = compact.Bytes()
 	cl := c.newCall(protocol.TypeAck)
-	frame, start := appendSendFrame(nil, cl.id, clientID, to, contentType, content)
-	cl.send, cl.cid, cl.to, cl.ctype = true, clientID, to, contentType
+	frame, start := appendSendFrame(nil, cl.id, clientID, field, target, contentType, content)
+	cl.send, cl.cid, cl.ctype = true, clientID, contentType
+	if field == "to" {
+		cl.to = target
+	}
 	cl.content = frame[start : start+len(content) : start+len(content)]
 	cl.out = &cl.ack
 	ack, err := c.sendLoop(ctx, cl, frame)
@@ -390,14 +414,16 @@ func appendFrame(b []byte, typ, id string, data []byte) []byte {
 // appendSendFrame appends a send frame and returns where content starts in
 // it. Building it by hand spares a marshal of the content, the one large
 // field, which is copied as is.
-func appendSendFrame(b []byte, id, cid, to, ctype string, content json.RawMessage) ([]byte, int) {
-	b = slices.Grow(b, 64+len(id)+len(cid)+len(to)+len(ctype)+len(content))
+func appendSendFrame(b []byte, id, cid, field, target, ctype string, content json.RawMessage) ([]byte, int) {
+	b = slices.Grow(b, 64+len(id)+len(cid)+len(target)+len(ctype)+len(content))
 	b = append(b, `{"type":"send","id":"`...)
 	b = append(b, id...)
 	b = append(b, `","data":{"cid":`...)
 	b = appendString(b, cid)
-	b = append(b, `,"to":`...)
-	b = appendString(b, to)
+	b = append(b, `,"`...)
+	b = append(b, field...)
+	b = append(b, `":`...)
+	b = appendString(b, target)
 	b = append(b, `,"ctype":`...)
 	b = appendString(b, ctype)
 	b = append(b, `,"content":`...)

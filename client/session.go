@@ -169,6 +169,10 @@ func (s *session) finish() {
 			c.d.applyConversation(conv, atLatest)
 		}
 		c.version = max(c.version, t.convs.Version)
+		if t.convs.More { // the next page at once
+			s.needSync = true
+			break
+		}
 		s.needSync, s.synced = false, true
 		if !c.synced {
 			c.synced = true

@@ -15,6 +15,7 @@ import (
 
 	"github.com/parleyim/parley/metrics"
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/router"
 )
 
 const (
@@ -61,6 +62,10 @@ type conn struct {
 	closing bool       // no more frames are queued; guarded by mu
 	torn    bool       // torn down: unregistered and closed; guarded by mu
 }
+
+// origin names the connection's device, for leaving it out of the fan-out of
+// what it did itself.
+func (c *conn) origin() router.Device { return router.Device{User: c.user, Device: c.device} }
 
 // Push implements presence.Subscriber.
 func (c *conn) Push(frame []byte) { c.enqueue(frame, opText) }

@@ -396,7 +396,8 @@ func (g *Gateway) handle(c *conn, payload []byte) {
 		}
 		id := f.ID
 		g.messages.SendAsync(ctx, message.SendRequest{
-			From: c.user, To: s.To, ClientID: s.ClientID, ContentType: s.ContentType, Content: s.Content, Origin: c.id,
+			From: c.user, To: s.To, Conversation: s.Conversation, ClientID: s.ClientID,
+			ContentType: s.ContentType, Content: s.Content, Origin: c.origin(),
 		}, func(ack protocol.Ack, err error) {
 			c.reply(id, protocol.TypeAck, ack, err)
 		})
@@ -409,19 +410,19 @@ func (g *Gateway) handle(c *conn, payload []byte) {
 	case protocol.TypeConversations:
 		var q protocol.ConversationsRequest
 		if decode(&q) {
-			res, err := g.messages.Conversations(ctx, c.user, q.Since)
+			res, err := g.messages.Conversations(ctx, c.user, q)
 			c.reply(f.ID, protocol.TypeConversations, res, err)
 		}
 	case protocol.TypeRead:
 		var rd protocol.Read
 		if decode(&rd) {
-			res, err := g.messages.MarkRead(ctx, c.user, rd, c.id)
+			res, err := g.messages.MarkRead(ctx, c.user, rd, c.origin())
 			c.reply(f.ID, protocol.TypeOK, res, err)
 		}
 	case protocol.TypeClear:
 		var cl protocol.Clear
 		if decode(&cl) {
-			res, err := g.messages.Clear(ctx, c.user, cl.Conversation, c.id)
+			res, err := g.messages.Clear(ctx, c.user, cl.Conversation, c.origin())
 			c.reply(f.ID, protocol.TypeOK, res, err)
 		}
 	case protocol.TypeSubscribe:

@@ -6,7 +6,10 @@ import (
 	"sync"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/router"
 )
+
+var _ router.Router = (*Hub)(nil)
 
 // Login policies: which of a user's connections a new connection pushes out.
 // A new connection from the same device always replaces the old one.
@@ -18,8 +21,8 @@ const (
 
 const hubShards = 64
 
-// Hub is the registry of live connections by user. It implements
-// message.Fanout. All methods are safe for concurrent use.
+// Hub is the registry of live connections by user, and the Router of one
+// node. All methods are safe for concurrent use.
 //
 // Lock order: a shard's mu, then a conn's mu. Nothing holding a conn's mu
 // takes a shard's mu.
@@ -95,15 +98,15 @@ func (h *Hub) remove(c *conn) {
 	s.users[c.user] = slices.Delete(slices.Clone(list), i, i+1)
 }
 
-// Deliver queues frame on every connection of users except the one numbered
-// except. It never blocks: a connection whose queue is full is closed as a
-// slow consumer.
-func (h *Hub) Deliver(users []string, frame []byte, except uint64) {
+// Deliver queues frame on every connection of users except the one of
+// device except. It never blocks: a connection whose queue is full is closed
+// as a slow consumer.
+func (h *Hub) Deliver(users []string, frame []byte, except router.Device) {
 	for _, u := range users {
 		s := h.shard(u)
 		s.mu.RLock()
 		for _, c := range s.users[u] {
-			if c.id != except {
+			if c.device != except.Device || u != except.User {
 				c.enqueue(frame, opText)
 			}
 		}

@@ -1,45 +1,52 @@
-// Package message is the send path and the sync path of one-to-one
-// conversations: it validates sends, commits them in groups, acknowledges each
-// sender after its group is durable, fans committed messages out to devices,
-// and answers pulls, conversation lists, read marks and history clears.
+// Package message is the send path and the sync path of conversations: it
+// validates sends, commits them in groups, acknowledges each sender after its
+// group is durable, fans committed messages out to the conversation's
+// audience, and answers pulls, conversation lists, read marks, history clears
+// and the membership changes of group conversations.
 //
 // # Concurrency model
 //
 // Sends from any goroutine enter one bounded queue. One committer goroutine
 // takes everything queued (up to MaxBatch) and appends it in one store
 // transaction, so concurrent sends share one durable commit. It hands each
-// committed batch to one delivery goroutine, which encodes each message once,
-// calls the senders' callbacks and delivers the frame to the recipients'
-// devices, while the committer already commits the next batch. Batches are
-// delivered in commit order.
+// committed batch to one delivery goroutine, which acknowledges every sender
+// of the batch first, then encodes each message once and hands it to the
+// fan-out workers, while the committer already commits the next batch.
+// Batches are delivered in commit order.
+//
+// Fan-out runs on a fixed set of workers, each with a bounded queue. A user
+// always maps to the same worker, so a user's frames keep their commit
+// order; a group message is split by worker up front (the audience cache
+// keeps each group's members split), so a large group spreads over all the
+// workers and one-to-one traffic queues behind a share of it, not all of it.
+// A full worker queue makes the delivery goroutine wait: back-pressure
+// reaches the committer and, through the bounded send queue, the senders.
 //
 // # Lifecycle
 //
-// New starts both goroutines; Close stops accepting sends, commits and
-// delivers everything already queued, then returns. Close is idempotent.
+// New starts the committer, the delivery goroutine and the fan-out workers;
+// Close stops accepting sends, commits, acknowledges and delivers everything
+// already queued, then returns. Close is idempotent.
 package message
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/parleyim/parley/conversation"
 	"github.com/parleyim/parley/metrics"
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/store"
 )
-
-// Fanout delivers encoded frames to the online devices of users.
-type Fanout interface {
-	// Deliver queues frame to every connection of every user in users except
-	// the connection numbered except (0 for none). It must not block.
-	Deliver(users []string, frame []byte, except uint64)
-}
 
 // UserDirectory tells whether a user exists.
 type UserDirectory interface {
@@ -51,6 +58,9 @@ type Config struct {
 	MaxContentBytes int // largest content accepted; default 32 KiB
 	MaxBatch        int // most messages per group commit; default 512
 	QueueLength     int // sends waiting for the committer before Send reports unavailable; default 8192
+	FanoutWorkers   int // goroutines delivering committed messages; default GOMAXPROCS, at least 2
+	FanoutQueue     int // tasks waiting per fan-out worker; default 1024
+	AudienceCache   int // group conversations whose members are cached; default 100,000
 }
 
 // Service is the message service. Its methods are safe for concurrent use.
@@ -58,10 +68,14 @@ type Service struct {
 	cfg    Config
 	store  store.Messages
 	users  UserDirectory
-	fanout Fanout
+	router router.Router
 	log    *slog.Logger
 	now    func() time.Time
 	ids    *idGenerator
+
+	audience *audience
+	workers  []chan fanoutTask
+	workWG   sync.WaitGroup
 
 	queue     chan *pending
 	delivered chan []*pending
@@ -71,16 +85,18 @@ type Service struct {
 	closed  bool
 }
 
-// SendRequest is one message to send.
+// SendRequest is one message to send, to the conversation Conversation or,
+// with To, to the direct conversation with that user.
 type SendRequest struct {
-	From        string
-	To          string
-	ClientID    string
-	ContentType string
-	Content     json.RawMessage
-	// Origin is the connection the send came from (0 for REST): it gets the
+	From         string
+	To           string
+	Conversation string
+	ClientID     string
+	ContentType  string
+	Content      json.RawMessage
+	// Origin is the device the send came from (none for REST): it gets the
 	// ack, so the message is not also pushed to it.
-	Origin uint64
+	Origin router.Device
 }
 
 // AckFunc receives the outcome of a send: the ack after the commit, or an
@@ -89,14 +105,14 @@ type AckFunc func(protocol.Ack, error)
 
 type pending struct {
 	req    store.NewMessage
-	origin uint64
+	origin router.Device
 	done   AckFunc
 	result store.AppendResult
 	err    error
 }
 
-// New returns a running Service.
-func New(cfg Config, st store.Messages, users UserDirectory, fanout Fanout, log *slog.Logger) *Service {
+// New returns a running Service that delivers through r.
+func New(cfg Config, st store.Messages, users UserDirectory, r router.Router, log *slog.Logger) *Service {
 	if cfg.MaxContentBytes <= 0 {
 		cfg.MaxContentBytes = 32 << 10
 	}
@@ -106,11 +122,20 @@ func New(cfg Config, st store.Messages, users UserDirectory, fanout Fanout, log 
 	if cfg.QueueLength <= 0 {
 		cfg.QueueLength = 8192
 	}
+	if cfg.FanoutWorkers <= 0 {
+		cfg.FanoutWorkers = max(2, runtime.GOMAXPROCS(0))
+	}
+	if cfg.FanoutQueue <= 0 {
+		cfg.FanoutQueue = 1024
+	}
+	if cfg.AudienceCache <= 0 {
+		cfg.AudienceCache = 100_000
+	}
 	s := &Service{
 		cfg:       cfg,
 		store:     st,
 		users:     users,
-		fanout:    fanout,
+		router:    r,
 		log:       log,
 		now:       time.Now,
 		ids:       newIDGenerator(),
@@ -118,6 +143,8 @@ func New(cfg Config, st store.Messages, users UserDirectory, fanout Fanout, log 
 		delivered: make(chan []*pending, 4),
 		done:      make(chan struct{}),
 	}
+	s.audience = newAudience(st.ConversationMembers, cfg.FanoutWorkers, cfg.AudienceCache)
+	s.startFanout()
 	go s.commitLoop()
 	go s.deliverLoop()
 	return s
@@ -133,15 +160,6 @@ func (s *Service) Close() {
 	}
 	s.closeMu.Unlock()
 	<-s.done
-}
-
-// DirectConversation returns the id of the one-to-one conversation between
-// two users; it is the same whichever of them is a.
-func DirectConversation(a, b string) string {
-	if a > b {
-		a, b = b, a
-	}
-	return "d:" + a + ":" + b
 }
 
 // SendAsync validates req and queues it for commit; done is called exactly
@@ -191,8 +209,10 @@ func (s *Service) validate(ctx context.Context, req SendRequest) (store.NewMessa
 		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "cid must be 1-64 printable ASCII characters")
 	case !validContentType(req.ContentType):
 		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "ctype must be 1-32 of a-z, 0-9, '.', '_', '/', '-'")
-	case req.To == "":
-		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "to is required")
+	case req.To == "" && req.Conversation == "":
+		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "to or conv is required")
+	case req.To != "" && req.Conversation != "":
+		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "give to or conv, not both")
 	case req.To == req.From:
 		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "cannot send a message to yourself")
 	case len(req.Content) > s.cfg.MaxContentBytes:
@@ -201,8 +221,25 @@ func (s *Service) validate(ctx context.Context, req SendRequest) (store.NewMessa
 		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "content is required")
 	case !utf8.Valid(req.Content):
 		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidUTF8, "content must be valid UTF-8")
-	case !json.Valid(req.Content):
+	}
+	// Content is kept in compact form: the bytes as sent without the
+	// whitespace between JSON tokens. Compacting also checks that it is JSON.
+	var content bytes.Buffer
+	content.Grow(len(req.Content))
+	if err := json.Compact(&content, req.Content); err != nil {
 		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "content must be a JSON value")
+	}
+	nm := store.NewMessage{
+		ClientID:    req.ClientID,
+		Sender:      req.From,
+		ContentType: req.ContentType,
+		Content:     content.Bytes(),
+	}
+	if req.Conversation != "" {
+		return nm, s.validateConversation(ctx, &nm, req.Conversation)
+	}
+	if !conversation.ValidName(req.To) {
+		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "to must be a user id")
 	}
 	ok, err := s.users.UserExists(ctx, req.To)
 	if err != nil {
@@ -211,16 +248,55 @@ func (s *Service) validate(ctx context.Context, req SendRequest) (store.NewMessa
 	if !ok {
 		return store.NewMessage{}, protocol.Errorf(protocol.CodeNotFound, "no user %q", req.To)
 	}
-	return store.NewMessage{
-		Conversation: DirectConversation(req.From, req.To),
-		Kind:         store.KindDirect,
-		Members:      []string{req.From, req.To},
-		ClientID:     req.ClientID,
-		Sender:       req.From,
-		Recipient:    req.To,
-		ContentType:  req.ContentType,
-		Content:      req.Content,
-	}, nil
+	nm.Conversation, nm.Kind, nm.Recipient = conversation.DirectID(req.From, req.To), conversation.Direct, req.To
+	return nm, nil
+}
+
+// validateConversation addresses nm to conv, which its sender must be a
+// current member of.
+func (s *Service) validateConversation(ctx context.Context, nm *store.NewMessage, conv string) error {
+	switch conversation.KindOf(conv) {
+	case conversation.Direct:
+		peer, ok := conversation.Peer(conv, nm.Sender)
+		if !ok {
+			return protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
+		}
+		if peer == nm.Sender {
+			return protocol.Errorf(protocol.CodeInvalidArgument, "cannot send a message to yourself")
+		}
+		nm.Conversation, nm.Kind, nm.Recipient = conv, conversation.Direct, peer
+		return nil
+	case conversation.Group:
+		m, err := s.audience.get(ctx, conv)
+		if errors.Is(err, store.ErrNotFound) {
+			return protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
+		}
+		if err != nil {
+			return fmt.Errorf("message: audience of %s: %w", conv, err)
+		}
+		if !m.has(nm.Sender) {
+			return s.notMember(ctx, nm.Sender, conv)
+		}
+		nm.Conversation, nm.Kind = conv, conversation.Group
+		return nil
+	case "":
+		return protocol.Errorf(protocol.CodeInvalidArgument, "conv %q is not a conversation id", conv)
+	}
+	return protocol.Errorf(protocol.CodeForbidden, "conversations of this kind take no messages from users")
+}
+
+// notMember is the error for a user who may not send to conv: forbidden for
+// one who left it, not_found for one who never was in it, so that nobody
+// learns of conversations they are not part of.
+func (s *Service) notMember(ctx context.Context, user, conv string) error {
+	m, err := s.store.Member(ctx, user, conv)
+	if err == nil && m.Left {
+		return protocol.Errorf(protocol.CodeForbidden, "you are no longer a member of %q", conv)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("message: member: %w", err)
+	}
+	return protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
 }
 
 func (s *Service) commitLoop() {
@@ -278,24 +354,39 @@ func (s *Service) commit(batch []*pending) {
 
 func (s *Service) deliverLoop() {
 	defer close(s.done)
+	defer s.stopFanout()
 	for batch := range s.delivered {
+		// Every sender of the batch hears first; fan-out follows.
 		for _, p := range batch {
-			s.deliver(p)
+			s.ack(p)
+		}
+		for _, p := range batch {
+			if p.err == nil && p.result.Err == nil && !p.result.Duplicate {
+				s.fanOut(p.result.Message, p.origin)
+			}
 		}
 	}
 }
 
-func (s *Service) deliver(p *pending) {
+// ack tells p's sender the outcome of its send.
+func (s *Service) ack(p *pending) {
 	if p.err != nil {
 		p.done(protocol.Ack{}, p.err)
 		return
 	}
 	r := p.result
-	if errors.Is(r.Err, store.ErrClientIDConflict) {
+	switch {
+	case errors.Is(r.Err, store.ErrClientIDConflict):
 		p.done(protocol.Ack{}, protocol.Errorf(protocol.CodeClientIDConflict, "client message id %q was used for a different message", p.req.ClientID))
 		return
-	}
-	if r.Err != nil {
+	case errors.Is(r.Err, store.ErrNotMember):
+		// The sender left between the check and the commit.
+		p.done(protocol.Ack{}, protocol.Errorf(protocol.CodeForbidden, "you are no longer a member of %q", p.req.Conversation))
+		return
+	case errors.Is(r.Err, store.ErrNotFound):
+		p.done(protocol.Ack{}, protocol.Errorf(protocol.CodeNotFound, "no conversation %q", p.req.Conversation))
+		return
+	case r.Err != nil:
 		p.done(protocol.Ack{}, fmt.Errorf("message: commit: %w", r.Err))
 		return
 	}
@@ -310,15 +401,9 @@ func (s *Service) deliver(p *pending) {
 	}, nil)
 	if r.Duplicate {
 		metrics.Duplicates.Inc()
-		return
+	} else {
+		metrics.Sends.Inc()
 	}
-	metrics.Sends.Inc()
-	frame, err := EncodePush(protocol.TypeMessage, toWire(m))
-	if err != nil {
-		s.log.Error("encode message frame", "err", err)
-		return
-	}
-	s.fanout.Deliver([]string{m.Recipient, m.Sender}, frame, p.origin)
 }
 
 // EncodePush encodes a server-pushed frame (one without a request id).

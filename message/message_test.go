@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/store"
 )
 
@@ -48,19 +50,43 @@ type everyoneExists struct{}
 
 func (everyoneExists) UserExists(context.Context, string) (bool, error) { return true, nil }
 
+// recordingFanout is a router.Router that records what it is given.
 type recordingFanout struct {
 	mu     sync.Mutex
 	frames [][]byte
 	users  [][]string
-	except []uint64
+	except []router.Device
 }
 
-func (r *recordingFanout) Deliver(users []string, frame []byte, except uint64) {
+func (r *recordingFanout) Deliver(users []string, frame []byte, except router.Device) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.frames = append(r.frames, frame)
 	r.users = append(r.users, users)
 	r.except = append(r.except, except)
+}
+
+func (r *recordingFanout) Kick(string, string, protocol.Code, string) int { return 0 }
+
+// delivered returns, under the lock, the users each distinct frame went to,
+// sorted, in the order frames were first delivered.
+func (r *recordingFanout) delivered() (frames [][]byte, users [][]string, except []router.Device) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	index := map[string]int{}
+	for i, f := range r.frames {
+		k, ok := index[string(f)]
+		if !ok {
+			k = len(frames)
+			index[string(f)] = k
+			frames, users, except = append(frames, f), append(users, nil), append(except, r.except[i])
+		}
+		users[k] = append(users[k], r.users[i]...)
+	}
+	for _, u := range users {
+		slices.Sort(u)
+	}
+	return frames, users, except
 }
 
 func newTestService(t *testing.T, maxBatch int) (*Service, *gatedStore, *recordingFanout) {
@@ -78,8 +104,10 @@ func newTestService(t *testing.T, maxBatch int) (*Service, *gatedStore, *recordi
 	return s, st, fan
 }
 
+var origin = router.Device{User: "a", Device: "laptop"}
+
 func req(from, to, cid string) SendRequest {
-	return SendRequest{From: from, To: to, ClientID: cid, ContentType: "text", Content: json.RawMessage(`{"t":1}`), Origin: 7}
+	return SendRequest{From: from, To: to, ClientID: cid, ContentType: "text", Content: json.RawMessage(`{"t":1}`), Origin: origin}
 }
 
 func TestAckOnlyAfterCommit(t *testing.T) {
@@ -96,11 +124,9 @@ func TestAckOnlyAfterCommit(t *testing.T) {
 		t.Fatalf("acked %+v before the store committed", a)
 	case <-time.After(50 * time.Millisecond):
 	}
-	fan.mu.Lock()
-	if len(fan.frames) != 0 {
+	if frames, _, _ := fan.delivered(); len(frames) != 0 {
 		t.Fatal("delivered before the store committed")
 	}
-	fan.mu.Unlock()
 
 	close(st.gate)
 	a := <-acked
@@ -108,15 +134,16 @@ func TestAckOnlyAfterCommit(t *testing.T) {
 		t.Fatalf("ack = %+v", a)
 	}
 	s.Close() // drains delivery
-	if len(fan.frames) != 1 || fan.except[0] != 7 || fmt.Sprint(fan.users[0]) != "[b a]" {
-		t.Fatalf("fan-out = %v to %v except %v", len(fan.frames), fan.users, fan.except)
+	frames, users, except := fan.delivered()
+	if len(frames) != 1 || except[0] != origin || fmt.Sprint(users[0]) != "[a b]" {
+		t.Fatalf("fan-out = %d frames to %v except %v", len(frames), users, except)
 	}
 	var f struct {
 		Type string
 		Data protocol.Message
 	}
-	if err := json.Unmarshal(fan.frames[0], &f); err != nil || f.Type != "message" || f.Data.Seq != 1 || f.Data.From != "a" {
-		t.Fatalf("frame %s: %v", fan.frames[0], err)
+	if err := json.Unmarshal(frames[0], &f); err != nil || f.Type != "message" || f.Data.Seq != 1 || f.Data.From != "a" {
+		t.Fatalf("frame %s: %v", frames[0], err)
 	}
 }
 
@@ -153,7 +180,7 @@ func TestFailedCommitFailsEverySendInTheBatch(t *testing.T) {
 		t.Fatalf("err = %v, want internal", err)
 	}
 	s.Close()
-	if len(fan.frames) != 0 {
+	if frames, _, _ := fan.delivered(); len(frames) != 0 {
 		t.Fatal("a failed commit was delivered")
 	}
 }
@@ -169,6 +196,12 @@ func TestSendValidation(t *testing.T) {
 		{"long cid", func(r *SendRequest) { r.ClientID = strings.Repeat("x", 65) }, protocol.CodeInvalidArgument},
 		{"cid with space", func(r *SendRequest) { r.ClientID = "a b" }, protocol.CodeInvalidArgument},
 		{"no recipient", func(r *SendRequest) { r.To = "" }, protocol.CodeInvalidArgument},
+		{"recipient and conversation", func(r *SendRequest) { r.Conversation = "g:x" }, protocol.CodeInvalidArgument},
+		{"malformed recipient", func(r *SendRequest) { r.To = "b:c" }, protocol.CodeInvalidArgument},
+		{"malformed conversation", func(r *SendRequest) { r.To, r.Conversation = "", "x" }, protocol.CodeInvalidArgument},
+		{"direct conversation of others", func(r *SendRequest) { r.To, r.Conversation = "", "d:b:c" }, protocol.CodeNotFound},
+		{"direct conversation with oneself", func(r *SendRequest) { r.To, r.Conversation = "", "d:a:a" }, protocol.CodeInvalidArgument},
+		{"channel", func(r *SendRequest) { r.To, r.Conversation = "", "c:news" }, protocol.CodeForbidden},
 		{"self", func(r *SendRequest) { r.To = r.From }, protocol.CodeInvalidArgument},
 		{"bad ctype", func(r *SendRequest) { r.ContentType = "Text" }, protocol.CodeInvalidArgument},
 		{"no content", func(r *SendRequest) { r.Content = nil }, protocol.CodeInvalidArgument},
@@ -185,6 +218,69 @@ func TestSendValidation(t *testing.T) {
 				t.Fatalf("err = %v, want %s", err, tt.code)
 			}
 		})
+	}
+}
+
+// blockingRouter holds every delivery until release is closed, and says
+// when the first one arrived.
+type blockingRouter struct {
+	recordingFanout
+	arrived chan struct{}
+	once    sync.Once
+	release chan struct{}
+}
+
+func (b *blockingRouter) Deliver(users []string, frame []byte, except router.Device) {
+	b.once.Do(func() { close(b.arrived) })
+	<-b.release
+	b.recordingFanout.Deliver(users, frame, except)
+}
+
+// TestBatchAckedBeforeFanout checks that every sender of a batch hears its
+// ack before any message of the batch is fanned out.
+func TestBatchAckedBeforeFanout(t *testing.T) {
+	st := &gatedStore{gate: make(chan struct{}), seq: map[string]int64{}}
+	r := &blockingRouter{arrived: make(chan struct{}), release: make(chan struct{})}
+	s := New(Config{FanoutWorkers: 1, FanoutQueue: 1}, st, everyoneExists{}, r, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer s.Close()
+	defer close(r.release)
+	const n = 20
+	acks := make(chan error, n)
+	for i := range n {
+		s.SendAsync(t.Context(), req("a", fmt.Sprint("u", i), fmt.Sprint(i)), func(_ protocol.Ack, err error) { acks <- err })
+	}
+	close(st.gate)
+	// The first delivery is held and the worker's queue holds one more:
+	// fan-out interleaved with acks would stall the third ack.
+	<-r.arrived
+	for i := range n {
+		select {
+		case err := <-acks:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of %d acks came while fan-out was held", i, n)
+		}
+	}
+}
+
+// TestContentIsCompacted checks the documented form of content: the JSON as
+// sent without whitespace between tokens, numbers and strings untouched;
+// and that a resend differing only in that whitespace is the same message.
+func TestContentIsCompacted(t *testing.T) {
+	s, st, _ := newTestService(t, 512)
+	close(st.gate)
+	r := req("a", "b", "c1")
+	r.Content = json.RawMessage("{ \"text\" : \"hello  there\",\n  \"n\": 1.50 }")
+	if _, err := s.Send(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	got := string(st.batches[0][0].Content)
+	st.mu.Unlock()
+	if want := `{"text":"hello  there","n":1.50}`; got != want {
+		t.Errorf("stored content %s, want %s", got, want)
 	}
 }
 

@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/parleyim/parley/conversation"
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/router"
 	"github.com/parleyim/parley/store"
 )
 
-// Pull limits.
+// Pull limits. A page also ends once its messages' content passes
+// MaxPullBytes, so that any legal pull fits a connection's outbound queue.
 const (
 	DefaultPullLimit = 50
 	MaxPullLimit     = 200
+	MaxPullBytes     = 1 << 20
 )
 
 // member returns the user's state in a conversation, hiding conversations the
@@ -78,6 +82,14 @@ func (s *Service) Pull(ctx context.Context, user string, p protocol.Pull) (proto
 			msgs = msgs[1:]
 		}
 	}
+	if n := withinBytes(msgs, dir); n < len(msgs) {
+		out.More = true
+		if dir == store.Forward {
+			msgs = msgs[:n]
+		} else {
+			msgs = msgs[len(msgs)-n:]
+		}
+	}
 	out.Messages = make([]protocol.Message, len(msgs))
 	for i, msg := range msgs {
 		out.Messages[i] = toWire(msg)
@@ -85,16 +97,39 @@ func (s *Service) Pull(ctx context.Context, user string, p protocol.Pull) (proto
 	return out, nil
 }
 
-// Conversations returns the user's conversations changed after version since.
-func (s *Service) Conversations(ctx context.Context, user string, since int64) (protocol.Conversations, error) {
-	if since < 0 {
-		return protocol.Conversations{}, protocol.Errorf(protocol.CodeInvalidArgument, "since must not be negative")
+// withinBytes returns how many of msgs, counted from the start going
+// forward or from the end going backward, fit in MaxPullBytes of content;
+// at least one.
+func withinBytes(msgs []store.Message, dir store.Direction) int {
+	total := 0
+	for i := range msgs {
+		m := msgs[i]
+		if dir == store.Backward {
+			m = msgs[len(msgs)-1-i]
+		}
+		total += len(m.Content)
+		if total > MaxPullBytes && i > 0 {
+			return i
+		}
 	}
-	members, version, err := s.store.Members(ctx, user, since)
+	return len(msgs)
+}
+
+// Conversations returns a page of the user's conversations changed after
+// version q.Since.
+func (s *Service) Conversations(ctx context.Context, user string, q protocol.ConversationsRequest) (protocol.Conversations, error) {
+	if q.Since < 0 || q.Limit < 0 {
+		return protocol.Conversations{}, protocol.Errorf(protocol.CodeInvalidArgument, "since and limit must not be negative")
+	}
+	limit := q.Limit
+	if limit == 0 || limit > protocol.MaxConversationsPage {
+		limit = protocol.MaxConversationsPage
+	}
+	members, version, more, err := s.store.Members(ctx, user, q.Since, limit)
 	if err != nil {
 		return protocol.Conversations{}, fmt.Errorf("message: conversations: %w", err)
 	}
-	out := protocol.Conversations{Version: version, Conversations: make([]protocol.Conversation, len(members))}
+	out := protocol.Conversations{Version: version, More: more, Conversations: make([]protocol.Conversation, len(members))}
 	for i, m := range members {
 		out.Conversations[i] = conversationToWire(m)
 	}
@@ -110,7 +145,8 @@ func conversationToWire(m store.Member) protocol.Conversation {
 		ReadSeq:     m.ReadSeq,
 		MinSeq:      m.MinSeq,
 		PeerReadSeq: m.PeerReadSeq,
-		Unread:      max(0, m.MaxSeq-max(m.ReadSeq, m.MinSeq-1)),
+		Left:        m.Left,
+		Unread:      m.Unread(),
 		Version:     m.Version,
 	}
 	if m.LastMessage != nil && m.LastMessage.Seq >= m.MinSeq {
@@ -120,9 +156,11 @@ func conversationToWire(m store.Member) protocol.Conversation {
 	return c
 }
 
-// MarkRead raises the user's read seq in a conversation and tells the peer
-// and the reader's other devices (all but origin) with a receipt.
-func (s *Service) MarkRead(ctx context.Context, user string, r protocol.Read, origin uint64) (protocol.Receipt, error) {
+// MarkRead raises the user's read seq in a conversation and tells the
+// reader's other devices (all but origin) and, in a direct conversation, the
+// peer with a receipt. Group members' reading is not broadcast: in a large
+// group it would cost a frame per member per read.
+func (s *Service) MarkRead(ctx context.Context, user string, r protocol.Read, origin router.Device) (protocol.Receipt, error) {
 	if r.Seq < 0 {
 		return protocol.Receipt{}, protocol.Errorf(protocol.CodeInvalidArgument, "seq must not be negative")
 	}
@@ -143,14 +181,18 @@ func (s *Service) MarkRead(ctx context.Context, user string, r protocol.Read, or
 		if err != nil {
 			return protocol.Receipt{}, fmt.Errorf("message: encode receipt: %w", err)
 		}
-		s.fanout.Deliver([]string{user, m.Peer}, frame, origin)
+		to := []string{user}
+		if m.Kind == conversation.Direct && m.Peer != user {
+			to = append(to, m.Peer)
+		}
+		s.router.Deliver(to, frame, origin)
 	}
 	return receipt, nil
 }
 
 // Clear hides the conversation's current history from the user alone, and
 // tells the user's other devices (all but origin) with a conversation push.
-func (s *Service) Clear(ctx context.Context, user, conv string, origin uint64) (protocol.Conversation, error) {
+func (s *Service) Clear(ctx context.Context, user, conv string, origin router.Device) (protocol.Conversation, error) {
 	before, err := s.member(ctx, user, conv)
 	if err != nil {
 		return protocol.Conversation{}, err
@@ -165,7 +207,7 @@ func (s *Service) Clear(ctx context.Context, user, conv string, origin uint64) (
 		if err != nil {
 			return protocol.Conversation{}, fmt.Errorf("message: encode conversation: %w", err)
 		}
-		s.fanout.Deliver([]string{user}, frame, origin)
+		s.router.Deliver([]string{user}, frame, origin)
 	}
 	return c, nil
 }

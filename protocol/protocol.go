@@ -14,7 +14,8 @@ import (
 // History:
 //   - 1 (2026-11-22): first version: send/ack, message, pull, conversations,
 //     read receipts, clear, presence, ping, kick.
-const Version = 1
+//   - 2 (2026-11-27): group conversations; conversations paged with more.
+const Version = 2
 
 // Frame is the envelope of every WebSocket text message in both directions.
 // A client request carries an ID of the client's choosing; the server's reply
@@ -52,8 +53,9 @@ const (
 	TypeReceipt  = "receipt"  // someone read up to a seq: Receipt
 	TypePresence = "presence" // a subscribed user went online or offline: Presence
 	TypeKick     = "kick"     // the server is about to close this connection: Kick
-	// TypeConversation: one of the user's conversations changed on another
-	// of the user's devices (its history was cleared): Conversation.
+	// TypeConversation: one of the user's conversations changed other than
+	// by a new message: its history was cleared on another of the user's
+	// devices, or the user joined or left it: Conversation.
 	TypeConversation = "conversation"
 )
 
@@ -67,14 +69,17 @@ type Hello struct {
 	ServerTime  int64  `json:"server_time"`  // unix milliseconds
 }
 
-// Send asks the server to commit a message to a one-to-one conversation.
-// ClientID identifies the message for its sender: a resend with the same
-// ClientID returns the original Ack and stores nothing new.
+// Send asks the server to commit a message to a conversation: the group or
+// direct conversation Conversation, or, with To, the direct conversation
+// with that user (exactly one of the two is set). ClientID identifies the
+// message for its sender: a resend with the same ClientID returns the
+// original Ack and stores nothing new.
 type Send struct {
-	ClientID    string          `json:"cid"`
-	To          string          `json:"to"`
-	ContentType string          `json:"ctype"`
-	Content     json.RawMessage `json:"content"`
+	ClientID     string          `json:"cid"`
+	To           string          `json:"to,omitempty"`
+	Conversation string          `json:"conv,omitempty"`
+	ContentType  string          `json:"ctype"`
+	Content      json.RawMessage `json:"content"`
 }
 
 // Ack is the server's reply to Send, sent only after the message is durably
@@ -95,7 +100,7 @@ type Message struct {
 	ServerID     string          `json:"sid"`
 	ClientID     string          `json:"cid"`
 	From         string          `json:"from"`
-	To           string          `json:"to"`
+	To           string          `json:"to,omitempty"` // the recipient of a direct message
 	ContentType  string          `json:"ctype"`
 	Content      json.RawMessage `json:"content"`
 	Time         int64           `json:"ts"` // unix milliseconds
@@ -119,7 +124,8 @@ type Pull struct {
 
 // Messages is the reply to Pull. Messages are always in ascending seq order.
 // MinSeq and MaxSeq bound what the user may see; More is true when the pull
-// stopped at Limit with visible messages left in that direction.
+// stopped, at Limit or at MaxPullBytes of content, with visible messages left
+// in that direction.
 type Messages struct {
 	Conversation string    `json:"conv"`
 	Messages     []Message `json:"messages"`
@@ -129,30 +135,40 @@ type Messages struct {
 }
 
 // ConversationsRequest asks for the user's conversations changed after
-// version Since (0 for all).
+// version Since (0 for all), at most Limit of them (default and maximum
+// MaxConversationsPage; a page can be longer when conversations share the
+// version at the cut).
 type ConversationsRequest struct {
 	Since int64 `json:"since"`
+	Limit int   `json:"limit,omitempty"`
 }
+
+// MaxConversationsPage is the default and largest page of a conversation
+// list.
+const MaxConversationsPage = 100
 
 // Conversation is one user's view of a conversation.
 type Conversation struct {
 	ID          string   `json:"id"`
-	Kind        string   `json:"kind"` // "direct"
-	Peer        string   `json:"peer,omitempty"`
+	Kind        string   `json:"kind"`           // "direct" or "group"
+	Peer        string   `json:"peer,omitempty"` // the other user of a direct conversation
 	MaxSeq      int64    `json:"max_seq"`
 	ReadSeq     int64    `json:"read_seq"`
-	PeerReadSeq int64    `json:"peer_read_seq"` // how far the peer has read: receipts missed while offline
-	MinSeq      int64    `json:"min_seq"`       // lowest seq the user may see
+	PeerReadSeq int64    `json:"peer_read_seq"`  // how far the peer has read: receipts missed while offline
+	MinSeq      int64    `json:"min_seq"`        // lowest seq the user may see
+	Left        bool     `json:"left,omitempty"` // no longer a member: max_seq is where the user left
 	Unread      int64    `json:"unread"`
 	LastMessage *Message `json:"last_message,omitempty"`
 	Version     int64    `json:"version"`
 }
 
 // Conversations is the reply to ConversationsRequest. Version is the value to
-// pass as Since next time.
+// pass as Since next time; More says that more changes wait, to be asked for
+// at once with Since set to Version.
 type Conversations struct {
 	Version       int64          `json:"version"`
 	Conversations []Conversation `json:"conversations"`
+	More          bool           `json:"more,omitempty"`
 }
 
 // Read marks a conversation read up to Seq for the user.

@@ -20,7 +20,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,7 +32,7 @@ import (
 	"github.com/parleyim/parley/presence"
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/store"
-	"github.com/parleyim/parley/store/sqlite"
+	"github.com/parleyim/parley/store/embedded"
 )
 
 // Server is one Parley process.
@@ -64,7 +63,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "parley.db"), sqlite.Options{Sync: cfg.StoreSync})
+	st, err := embedded.Open(ctx, cfg.DataDir, embedded.Options{Sync: cfg.StoreSync, Progress: log.Info})
 	if err != nil {
 		return nil, fmt.Errorf("server: open store: %w", err)
 	}
@@ -103,7 +102,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	accounts.OnRevoke(s.gateway.KickDevice)
 
 	mux := http.NewServeMux()
-	(&api.API{Accounts: accounts, Messages: s.messages, Gateway: s.gateway, Presence: s.presence, Log: log}).Routes(mux)
+	(&api.API{Accounts: accounts, Messages: s.messages, Gateway: s.gateway, Presence: s.presence, Backup: st.Backup, Log: log}).Routes(mux)
 	mux.Handle("GET /v1/ws", s.gateway)
 	mux.HandleFunc("/", api.NotFound)
 	if cfg.Pprof {

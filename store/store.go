@@ -1,19 +1,24 @@
 // Package store is the contract between Parley's domain packages and their
 // durable storage, in the way database/sql/driver is for database/sql. The
-// embedded implementation is store/sqlite; store/storetest is the conformance
-// suite every implementation must pass.
+// embedded implementation is store/embedded (accounts in store/sqlite, the
+// message log in store/lsm); store/storetest is the conformance suite every
+// implementation must pass.
 //
 // All methods are safe for concurrent use. Implementations own their
 // connection pools; AppendMessages is called by one group-commit writer per
-// process, but implementations must stay correct if several processes append
-// to the same database.
+// process. The embedded implementations (store/sqlite for accounts, store/lsm
+// for messages, joined by store/embedded) assume one process per data
+// directory; a shared backend must stay correct with several.
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"time"
+
+	"github.com/parleyim/parley/conversation"
 )
 
 // Errors returned by every implementation; callers test them with errors.Is.
@@ -21,6 +26,7 @@ var (
 	ErrNotFound         = errors.New("store: not found")
 	ErrExists           = errors.New("store: already exists")
 	ErrClientIDConflict = errors.New("store: client message id reused with different content")
+	ErrNotMember        = errors.New("store: not a member of the conversation")
 )
 
 // Store is everything Parley keeps durably.
@@ -103,23 +109,20 @@ type Meta interface {
 	SetMetaValue(ctx context.Context, key, value string) (string, error)
 }
 
-// Conversation kinds.
-const (
-	KindDirect = "direct"
-)
-
-// NewMessage is a message to append. Members are the users whose
-// per-conversation state the message touches (for a direct conversation, the
-// sender and the recipient); each gets a member row if it has none and a new
-// version, and the sender's read seq advances to the new message.
+// NewMessage is a message to append to a conversation of kind Kind (see
+// package conversation). A direct conversation comes into being with its
+// first message, with Sender and Recipient as its members; other kinds must
+// have been created with CreateConversation, and Sender must be one of their
+// current members. The sender's read seq advances to the new message: one's
+// own messages are never unread. Nothing is written per other member (read
+// diffusion): their state follows from the conversation's.
 type NewMessage struct {
 	Conversation string
 	Kind         string
-	Members      []string
 	ServerID     string
 	ClientID     string
 	Sender       string
-	Recipient    string
+	Recipient    string // the other member of a direct conversation; empty otherwise
 	ContentType  string
 	Content      json.RawMessage
 	Time         time.Time
@@ -141,8 +144,10 @@ type Message struct {
 // AppendResult is the outcome of one NewMessage in a batch. When Duplicate is
 // true, Message is the originally committed message with the same sender and
 // client ID and nothing was stored. Err is ErrClientIDConflict when the client
-// ID was reused with a different recipient, content type or content; the rest
-// of the batch is unaffected.
+// ID was reused with a different conversation, content type or content,
+// ErrNotFound when a non-direct conversation does not exist, and ErrNotMember
+// when the sender is not a current member of it; the rest of the batch is
+// unaffected.
 type AppendResult struct {
 	Message   Message
 	Duplicate bool
@@ -155,12 +160,37 @@ type Member struct {
 	Conversation string
 	Kind         string
 	Peer         string // the other user of a direct conversation
-	MaxSeq       int64  // the conversation's highest seq
-	ReadSeq      int64  // highest seq the user has read
-	PeerReadSeq  int64  // highest seq the peer of a direct conversation has read
-	MinSeq       int64  // lowest seq the user may see (1 unless history was cleared)
-	Version      int64  // version at which this row last changed
-	LastMessage  *Message
+	// MaxSeq is the highest seq the user may see: the conversation's highest
+	// seq or, once the user has left, the highest seq when they left.
+	MaxSeq      int64
+	ReadSeq     int64 // highest seq the user has read
+	PeerReadSeq int64 // highest seq the peer of a direct conversation has read
+	// MinSeq is the lowest seq the user may see: 1, the seq at which they
+	// joined, or above the last message they cleared.
+	MinSeq      int64
+	Left        bool  // the user is no longer a member and sees nothing new
+	Version     int64 // version at which this user's view last changed
+	LastMessage *Message
+}
+
+// Unread is the number of messages the member has not read.
+func (m Member) Unread() int64 { return conversation.Unread(m.MaxSeq, m.ReadSeq, m.MinSeq) }
+
+// NewConversation is a group or channel conversation to create.
+type NewConversation struct {
+	ID      string
+	Kind    string
+	Members []string
+	Time    time.Time
+}
+
+// Conversation is a conversation as stored.
+type Conversation struct {
+	ID        string
+	Kind      string
+	MaxSeq    int64
+	Members   int // current members
+	CreatedAt time.Time
 }
 
 // Direction of a message range read.
@@ -174,32 +204,75 @@ const (
 
 // Messages stores conversations, their messages and per-member state.
 //
-// Versions: every change to a member row (new message, read, clear) stamps it
-// with a version from one store-wide counter that only increases, so
-// "rows with Version > v" is exactly what changed for a user since v.
+// Versions: every change to a user's view of a conversation (a new message,
+// a read, a clear, the peer's read, joining or leaving) is stamped with a
+// version from one store-wide counter that only increases, so "members with
+// Version > v" is exactly what changed for a user since v. Versions become
+// visible in the order they were taken: a reader that sees version v sees
+// every change stamped v or lower. A backend with several writers must take
+// versions and commit under one lock (or publish a commit-ordered
+// watermark) to keep this promise.
 type Messages interface {
-	// AppendMessages commits the batch in one transaction. Each new message
-	// gets its conversation's next seq (gap-free, starting at 1). Results are
-	// in batch order. An error means nothing in the batch was stored.
+	// AppendMessages commits the batch atomically, with one durable sync
+	// when the store syncs. Each new message gets its conversation's next
+	// seq (gap-free, starting at 1). Results are in batch order. An error
+	// means nothing in the batch was stored.
 	AppendMessages(ctx context.Context, batch []NewMessage) ([]AppendResult, error)
+	// CreateConversation creates a conversation of a kind other than direct
+	// with its first members, each seeing it from seq 1. ErrExists if the id
+	// is taken.
+	CreateConversation(ctx context.Context, c NewConversation) error
+	// Conversation returns a conversation, or ErrNotFound.
+	Conversation(ctx context.Context, id string) (Conversation, error)
+	// AddMembers makes users current members of a conversation created by
+	// CreateConversation. A new member, or one who left and comes back,
+	// sees messages from the conversation's next seq, or from seq 1 when
+	// fullHistory is set; a current member is left as they are. It returns
+	// the state of every user in users. ErrNotFound if there is no such
+	// conversation.
+	AddMembers(ctx context.Context, conv string, users []string, fullHistory bool) ([]Member, error)
+	// RemoveMembers ends the membership of users: each keeps seeing what was
+	// visible when they left, up to the conversation's current max seq, and
+	// nothing after. Users who are not current members are skipped. It
+	// returns the state of the users it removed. ErrNotFound if there is no
+	// such conversation.
+	RemoveMembers(ctx context.Context, conv string, users []string) ([]Member, error)
+	// ConversationMembers returns the current members of a conversation in
+	// id order: its audience. ErrNotFound if there is no such conversation.
+	ConversationMembers(ctx context.Context, conv string) ([]string, error)
 	// Member returns the user's state in the conversation, or ErrNotFound if
-	// the user is not a member.
+	// the user never was a member.
 	Member(ctx context.Context, user, conversation string) (Member, error)
-	// Members returns the user's conversations whose Version is greater than
-	// since, ordered by Version, and the highest version in the store (the
-	// value to pass next time).
-	Members(ctx context.Context, user string, since int64) ([]Member, int64, error)
+	// Members returns the user's conversations whose Version is greater
+	// than since, ordered by Version, and the version to pass next time.
+	// With limit > 0 it returns at most about limit of them: it stops
+	// before the first conversation past limit whose version differs from
+	// the previous one (so a version is never split between pages), sets
+	// more, and returns the last returned Version as the version to pass
+	// next time. Otherwise the version is the highest in the store.
+	Members(ctx context.Context, user string, since int64, limit int) (ms []Member, version int64, more bool, err error)
 	// MessageRange returns up to limit messages of the conversation with seq
 	// in [minSeq, maxSeq], starting at from and going in dir, always returned
 	// in ascending seq order.
 	MessageRange(ctx context.Context, conversation string, from, minSeq, maxSeq int64, dir Direction, limit int) ([]Message, error)
-	// MarkRead raises the user's read seq to seq (clamped to the conversation's
-	// max seq; never lowered) and returns the updated member state. A raised
-	// read seq also gives the peer's row of a direct conversation a new
-	// version, since the peer's PeerReadSeq changed. ErrNotFound if the user
-	// is not a member.
+	// MarkRead raises the user's read seq to seq (clamped to the user's max
+	// seq; never lowered) and returns the updated member state. A raised
+	// read seq also gives the peer of a direct conversation a new version,
+	// since the peer's PeerReadSeq changed. ErrNotFound if the user is not
+	// a member.
 	MarkRead(ctx context.Context, user, conversation string, seq int64) (Member, error)
 	// ClearHistory hides every current message from the user: MinSeq becomes
 	// MaxSeq+1 and ReadSeq becomes MaxSeq. ErrNotFound if not a member.
 	ClearHistory(ctx context.Context, user, conversation string) (Member, error)
+}
+
+// Dedupe is the result for m, whose sender already used its client ID for
+// orig: a duplicate when m repeats orig's conversation, content type and
+// content byte for byte, a conflict otherwise. Every backend answers resends
+// with it.
+func Dedupe(orig Message, m *NewMessage) AppendResult {
+	if orig.Conversation != m.Conversation || orig.ContentType != m.ContentType || !bytes.Equal(orig.Content, m.Content) {
+		return AppendResult{Err: ErrClientIDConflict}
+	}
+	return AppendResult{Message: orig, Duplicate: true}
 }

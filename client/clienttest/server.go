@@ -29,6 +29,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/parleyim/parley/conversation"
 	"github.com/parleyim/parley/protocol"
 )
 
@@ -319,11 +320,8 @@ func (s *Server) commit(from string, sd protocol.Send) (protocol.Message, *proto
 		ack.Duplicate = true
 		return protocol.Message{}, &ack
 	}
-	a, b := from, sd.To
-	if b < a {
-		a, b = b, a
-	}
-	id := "d:" + a + ":" + b
+	id := conversation.DirectID(from, sd.To)
+	a, b, _ := conversation.Pair(id)
 	c := s.convs[id]
 	if c == nil {
 		c = &conv{id: id, members: [2]string{a, b}, minSeq: map[string]int64{}, readSeq: map[string]int64{}, versions: map[string]int64{}}

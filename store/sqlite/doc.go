@@ -1,5 +1,9 @@
-// Package sqlite is Parley's embedded storage: store.Store on one SQLite
-// database file, through the pure-Go driver modernc.org/sqlite.
+// Package sqlite is the embedded store of accounts: store.Users,
+// store.Tokens and store.Meta on one SQLite database file, through the
+// pure-Go driver modernc.org/sqlite. The message log lives in store/lsm;
+// store/embedded joins the two. legacy.go reads the message tables of data
+// directories written before the log moved, so that they can be copied
+// over once.
 //
 // # Durability
 //
@@ -18,17 +22,11 @@
 // exactly one connection, so writes are serialised in Go, on that pool's
 // queue, instead of contending for SQLite's write lock and spinning on
 // SQLITE_BUSY; its transactions begin IMMEDIATE, taking the write lock
-// before they read, so that what they read (a conversation's max seq) cannot
-// change under them even when another process appends to the same file. The
+// before they read, so that what they read cannot change under them. The
 // reader pool has several query-only connections; in WAL mode they read a
 // consistent snapshot while the writer commits, so reads never wait for
 // writes. A busy timeout covers the remaining contention: another process
 // holding the write lock, and WAL checkpoints.
-//
-// The writer has a 64 MiB page cache and lets the WAL grow to 64 MiB
-// before a commit checkpoints it into the database file: measured with
-// BenchmarkAppendMessages, the two more than double the messages appended
-// per second over SQLite's defaults.
 //
 // # Concurrency model
 //

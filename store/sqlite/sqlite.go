@@ -15,7 +15,11 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Users  = (*Store)(nil)
+	_ store.Tokens = (*Store)(nil)
+	_ store.Meta   = (*Store)(nil)
+)
 
 // Values of Options.Sync.
 const (
@@ -29,21 +33,10 @@ const (
 	defaultBusyTimeout = 5 * time.Second
 )
 
-// Tuning of the writer connection, measured with BenchmarkAppendMessages.
-const (
-	// writerCacheKiB is the writer's page cache. A batch of messages
-	// touches pages all over the messages and members b-trees; with
-	// SQLite's default of 2 MiB the writer re-reads them and spills dirty
-	// pages in mid-transaction, which costs a fifth of its time.
-	writerCacheKiB = 64 << 10
-	// walCheckpointPages is the WAL size, in pages, at which a commit
-	// checkpoints it. SQLite's default of 1000 makes nearly every large
-	// batch checkpoint, copying every page it wrote once more; 16000
-	// (64 MiB of 4 KiB pages) lets a page written by many batches be
-	// copied once, which doubled messages per second over 150,000
-	// messages.
-	walCheckpointPages = 16000
-)
+// writerCacheKiB is the writer's page cache: 64 MiB, so that batched writes
+// and the migration of an old data directory do not spill pages in
+// mid-transaction.
+const writerCacheKiB = 64 << 10
 
 // Options configures a Store. The zero value is the durable default.
 type Options struct {
@@ -63,26 +56,6 @@ type Options struct {
 type Store struct {
 	writer *sql.DB // one connection, transactions BEGIN IMMEDIATE: every write
 	reader *sql.DB // query-only connections: reads outside write transactions
-
-	// Statements prepared on the writer: AppendMessages, MarkRead and
-	// ClearHistory.
-	conversation       *sql.Stmt
-	insertConversation *sql.Stmt
-	updateConversation *sql.Stmt
-	insertMessage      *sql.Stmt
-	messageByClientID  *sql.Stmt
-	nextVersion        *sql.Stmt
-	upsertMember       *sql.Stmt
-	insertMember       *sql.Stmt
-	writerMember       *sql.Stmt // memberSQL, for reading inside a write transaction
-	setMemberSeqs      *sql.Stmt
-
-	// Statements prepared on the reader: the client sync path.
-	member           *sql.Stmt
-	membersSince     *sql.Stmt
-	currentVersion   *sql.Stmt
-	messagesForward  *sql.Stmt
-	messagesBackward *sql.Stmt
 
 	closeOnce sync.Once
 	closeErr  error // set by the first Close
@@ -132,7 +105,6 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 			"synchronous(" + synchronous + ")",
 			"foreign_keys(on)",
 			fmt.Sprintf("cache_size(%d)", -writerCacheKiB),
-			fmt.Sprintf("wal_autocheckpoint(%d)", walCheckpointPages),
 		},
 		"_txlock": {"immediate"},
 	})
@@ -152,12 +124,7 @@ func open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("reader: %w", err)
 	}
-	s := &Store{writer: writer, reader: reader}
-	if err := s.prepare(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return &Store{writer: writer, reader: reader}, nil
 }
 
 // openPool opens a pool of at most conns connections to path, each set up
@@ -176,37 +143,6 @@ func openPool(ctx context.Context, path string, conns int, params url.Values) (*
 	return db, nil
 }
 
-func (s *Store) prepare(ctx context.Context) error {
-	for _, p := range []struct {
-		db    *sql.DB
-		stmt  **sql.Stmt
-		query string
-	}{
-		{s.writer, &s.conversation, conversationSQL},
-		{s.writer, &s.insertConversation, insertConversationSQL},
-		{s.writer, &s.updateConversation, updateConversationSQL},
-		{s.writer, &s.insertMessage, insertMessageSQL},
-		{s.writer, &s.messageByClientID, messageByClientIDSQL},
-		{s.writer, &s.nextVersion, nextVersionSQL},
-		{s.writer, &s.upsertMember, upsertMemberSQL},
-		{s.writer, &s.insertMember, insertMemberSQL},
-		{s.writer, &s.writerMember, memberSQL},
-		{s.writer, &s.setMemberSeqs, setMemberSeqsSQL},
-		{s.reader, &s.member, memberSQL},
-		{s.reader, &s.membersSince, membersSinceSQL},
-		{s.reader, &s.currentVersion, currentVersionSQL},
-		{s.reader, &s.messagesForward, messagesForwardSQL},
-		{s.reader, &s.messagesBackward, messagesBackwardSQL},
-	} {
-		stmt, err := p.db.PrepareContext(ctx, p.query)
-		if err != nil {
-			return fmt.Errorf("prepare %q: %w", p.query, err)
-		}
-		*p.stmt = stmt
-	}
-	return nil
-}
-
 // Close closes both pools, and with them the prepared statements. It is
 // safe to call more than once; later calls return the first call's result.
 func (s *Store) Close() error {
@@ -223,4 +159,13 @@ func (s *Store) Close() error {
 // timeOf converts stored unix milliseconds to a UTC time.
 func timeOf(ms int64) time.Time {
 	return time.UnixMilli(ms).UTC()
+}
+
+// Backup writes a consistent copy of the database to path, which must not
+// exist, while the store is in use (VACUUM INTO).
+func (s *Store) Backup(ctx context.Context, path string) error {
+	if _, err := s.writer.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		return fmt.Errorf("sqlite: backup: %w", err)
+	}
+	return nil
 }

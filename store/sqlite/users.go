@@ -185,3 +185,8 @@ func scanUser(row scanner) (store.User, error) {
 	}
 	return u, nil
 }
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/parleyim/parley/conversation"
 	"github.com/parleyim/parley/store"
 )
 
@@ -16,20 +17,14 @@ import (
 var serverIDs atomic.Int64
 
 // directID names the direct conversation of two users.
-func directID(a, b string) string {
-	if a > b {
-		a, b = b, a
-	}
-	return "d:" + a + ":" + b
-}
+func directID(a, b string) string { return conversation.DirectID(a, b) }
 
 // send is a text message from one user to another in their direct
 // conversation, with a new server ID.
 func send(from, to, clientID, text string) store.NewMessage {
 	return store.NewMessage{
 		Conversation: directID(from, to),
-		Kind:         store.KindDirect,
-		Members:      []string{from, to},
+		Kind:         conversation.Direct,
 		ServerID:     fmt.Sprint("srv-", serverIDs.Add(1)),
 		ClientID:     clientID,
 		Sender:       from,
@@ -37,6 +32,21 @@ func send(from, to, clientID, text string) store.NewMessage {
 		ContentType:  "text",
 		Content:      raw(fmt.Sprintf("%q", text)),
 		Time:         epoch,
+	}
+}
+
+// post is a text message from a user to a group conversation.
+func post(from, conv, clientID, text string) store.NewMessage {
+	m := send(from, "", clientID, text)
+	m.Conversation, m.Kind = conv, conversation.Group
+	return m
+}
+
+// mustCreate creates a group conversation with its first members.
+func mustCreate(t *testing.T, s store.Store, conv string, members ...string) {
+	t.Helper()
+	if err := s.CreateConversation(t.Context(), store.NewConversation{ID: conv, Kind: conversation.Group, Members: members, Time: epoch}); err != nil {
+		t.Fatalf("CreateConversation(%s): %v", conv, err)
 	}
 }
 
@@ -168,14 +178,14 @@ func testAppendMessages(t *testing.T, open opener) {
 		s := open(t)
 		m := send("a", "b", "c1", "hi")
 		mustAppend(t, s, m)
-		_, version, err := s.Members(t.Context(), "b", 0)
+		_, version, _, err := s.Members(t.Context(), "b", 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if rs := mustAppend(t, s, m); !rs[0].Duplicate {
 			t.Fatalf("retry: %+v, want a duplicate", rs[0])
 		}
-		ms, after, err := s.Members(t.Context(), "b", version)
+		ms, after, _, err := s.Members(t.Context(), "b", version, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,24 +215,20 @@ func testAppendMessages(t *testing.T, open opener) {
 		checkSeqs(t, s, m.Conversation, rs[0].Message, rs[2].Message)
 	})
 
-	t.Run("duplicate into another conversation stores nothing", func(t *testing.T) {
+	t.Run("client ID reused in another conversation stores nothing", func(t *testing.T) {
 		s := open(t)
 		m := send("a", "b", "c1", "hi")
-		orig := mustAppend(t, s, m)[0].Message
+		mustAppend(t, s, m)
 		retry := m
-		retry.Conversation = "elsewhere"
-		rs := mustAppend(t, s, retry)
-		if !rs[0].Duplicate {
-			t.Fatalf("retry: %+v, want a duplicate", rs[0])
+		retry.Conversation = directID("a", "elsewhere")
+		rs, err := s.AppendMessages(t.Context(), []store.NewMessage{retry})
+		if err != nil || !errors.Is(rs[0].Err, store.ErrClientIDConflict) {
+			t.Fatalf("retry elsewhere: %+v, %v; want ErrClientIDConflict", rs, err)
 		}
-		if d := diffMessage(rs[0].Message, orig); d != "" {
-			t.Errorf("retry: not the original: %s", d)
+		if _, err := s.Member(t.Context(), "a", retry.Conversation); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Member in the refused message's conversation: got %v, want ErrNotFound", err)
 		}
-		if _, err := s.Member(t.Context(), "a", "elsewhere"); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Member in the duplicate's conversation: got %v, want ErrNotFound", err)
-		}
-		first := send("a", "b", "c2", "first")
-		first.Conversation = "elsewhere"
+		first := send("a", "elsewhere", "c2", "first")
 		checkStored(t, mustAppend(t, s, first), []store.NewMessage{first}, 1)
 	})
 
@@ -399,8 +405,8 @@ func testMembers(t *testing.T, open opener) {
 		last := rs[2].Message
 		conv := directID("a", "b")
 		for _, want := range []store.Member{
-			{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 3, ReadSeq: 3, PeerReadSeq: 2, MinSeq: 1, LastMessage: &last},
-			{User: "b", Conversation: conv, Kind: store.KindDirect, Peer: "a", MaxSeq: 3, ReadSeq: 2, PeerReadSeq: 3, MinSeq: 1, LastMessage: &last},
+			{User: "a", Conversation: conv, Kind: conversation.Direct, Peer: "b", MaxSeq: 3, ReadSeq: 3, PeerReadSeq: 2, MinSeq: 1, LastMessage: &last},
+			{User: "b", Conversation: conv, Kind: conversation.Direct, Peer: "a", MaxSeq: 3, ReadSeq: 2, PeerReadSeq: 3, MinSeq: 1, LastMessage: &last},
 		} {
 			got := mustMember(t, s, want.User, conv)
 			if d := diffMember(got, want); d != "" {
@@ -415,35 +421,22 @@ func testMembers(t *testing.T, open opener) {
 	t.Run("talking to oneself", func(t *testing.T) {
 		s := open(t)
 		m := send("a", "a", "1", "note")
-		m.Members = []string{"a"}
 		rs := mustAppend(t, s, m)
-		want := store.Member{User: "a", Conversation: m.Conversation, Kind: store.KindDirect, Peer: "a", MaxSeq: 1, ReadSeq: 1, MinSeq: 1, LastMessage: &rs[0].Message}
+		want := store.Member{User: "a", Conversation: m.Conversation, Kind: conversation.Direct, Peer: "a", MaxSeq: 1, ReadSeq: 1, PeerReadSeq: 1, MinSeq: 1, LastMessage: &rs[0].Message}
 		if d := diffMember(mustMember(t, s, "a", m.Conversation), want); d != "" {
 			t.Error(d)
 		}
 	})
 
-	t.Run("other kinds have no peer", func(t *testing.T) {
+	t.Run("group members have no peer", func(t *testing.T) {
 		s := open(t)
-		m := send("a", "", "1", "hello all")
-		m.Conversation, m.Kind, m.Members = "g1", "group", []string{"a", "b", "c"}
-		rs := mustAppend(t, s, m)
+		mustCreate(t, s, "g:1", "a", "b", "c")
+		rs := mustAppend(t, s, post("a", "g:1", "1", "hello all"))
 		for user, read := range map[string]int64{"a": 1, "b": 0, "c": 0} {
-			want := store.Member{User: user, Conversation: "g1", Kind: "group", MaxSeq: 1, ReadSeq: read, MinSeq: 1, LastMessage: &rs[0].Message}
-			if d := diffMember(mustMember(t, s, user, "g1"), want); d != "" {
+			want := store.Member{User: user, Conversation: "g:1", Kind: conversation.Group, MaxSeq: 1, ReadSeq: read, MinSeq: 1, LastMessage: &rs[0].Message}
+			if d := diffMember(mustMember(t, s, user, "g:1"), want); d != "" {
 				t.Errorf("Member(%s): %s", user, d)
 			}
-		}
-	})
-
-	t.Run("only members get rows", func(t *testing.T) {
-		s := open(t)
-		m := send("system", "b", "1", "welcome")
-		m.Members = []string{"b"}
-		mustAppend(t, s, m)
-		mustMember(t, s, "b", m.Conversation)
-		if _, err := s.Member(t.Context(), "system", m.Conversation); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Member(system): got %v, want ErrNotFound", err)
 		}
 	})
 
@@ -467,9 +460,9 @@ func testMembers(t *testing.T, open opener) {
 		// returns the store's version.
 		members := func(user string, since int64, wantConvs ...string) int64 {
 			t.Helper()
-			ms, version, err := s.Members(t.Context(), user, since)
-			if err != nil {
-				t.Fatalf("Members(%s, %d): %v", user, since, err)
+			ms, version, more, err := s.Members(t.Context(), user, since, 0)
+			if err != nil || more {
+				t.Fatalf("Members(%s, %d): more %v, %v", user, since, more, err)
 			}
 			var convs []string
 			for i, m := range ms {
@@ -499,7 +492,7 @@ func testMembers(t *testing.T, open opener) {
 		if v1 <= v0 {
 			t.Fatalf("version %d did not rise above %d", v1, v0)
 		}
-		ms, _, _ := s.Members(t.Context(), "a", v0)
+		ms, _, _, _ := s.Members(t.Context(), "a", v0, 0)
 		if len(ms) == 2 && ms[0].Version != ms[1].Version {
 			t.Errorf("one batch stamped two versions: %d and %d", ms[0].Version, ms[1].Version)
 		}
@@ -516,7 +509,7 @@ func testMembers(t *testing.T, open opener) {
 		v3 := members("a", v2, ac)
 		members("a", v1, ac)
 		members("a", v0, ab, ac)
-		all, _, err := s.Members(t.Context(), "a", v0)
+		all, _, _, err := s.Members(t.Context(), "a", v0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -546,7 +539,7 @@ func testMembers(t *testing.T, open opener) {
 		s := open(t)
 		ab, ac := directID("a", "b"), directID("a", "c")
 		mustAppend(t, s, send("a", "b", "1", "x"), send("c", "a", "2", "y"))
-		_, v1, err := s.Members(t.Context(), "b", 0)
+		_, v1, _, err := s.Members(t.Context(), "b", 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -557,7 +550,7 @@ func testMembers(t *testing.T, open opener) {
 		}
 		next := mustAppend(t, s, send("a", "b", "3", "z"))[0].Message
 		for _, user := range []string{"a", "b"} {
-			ms, version, err := s.Members(t.Context(), user, v1)
+			ms, version, _, err := s.Members(t.Context(), user, v1, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -570,7 +563,7 @@ func testMembers(t *testing.T, open opener) {
 				t.Errorf("Member(%s, %s).Version = %d, want %d", user, ab, got.Version, version)
 			}
 		}
-		ms, _, err := s.Members(t.Context(), "a", v1)
+		ms, _, _, err := s.Members(t.Context(), "a", v1, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -602,7 +595,7 @@ func testReadSeqs(t *testing.T, open opener) {
 		readSeqs(t, s, conv, map[string]int64{"a": 3, "b": 4})
 		mustAppend(t, s, send("b", "a", "5", "v"), send("a", "b", "6", "u"), send("b", "a", "7", "t"))
 		readSeqs(t, s, conv, map[string]int64{"a": 6, "b": 7})
-		ms, _, err := s.Members(t.Context(), "a", 0)
+		ms, _, _, err := s.Members(t.Context(), "a", 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -622,42 +615,23 @@ func testReadSeqs(t *testing.T, open opener) {
 		readSeqs(t, s, conv, map[string]int64{"a": 4, "b": 3})
 	})
 
-	t.Run("conversation that got members one by one", func(t *testing.T) {
+	t.Run("system notices", func(t *testing.T) {
 		s := open(t)
-		first := send("system", "b", "1", "welcome")
-		first.Conversation, first.Members = directID("a", "b"), []string{"b"}
-		mustAppend(t, s, first)
-		mustAppend(t, s, send("a", "b", "2", "x"))
-		mustAppend(t, s, send("b", "a", "3", "y"))
-		conv := directID("a", "b")
-		readSeqs(t, s, conv, map[string]int64{"a": 2, "b": 3})
-		if _, err := s.Member(t.Context(), "system", conv); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Member(system): got %v, want ErrNotFound", err)
-		}
-		if m := mustMember(t, s, "a", conv); m.Peer != "b" || m.MaxSeq != 3 {
-			t.Errorf("Member(a) = %+v, want peer b and max seq 3", m)
+		conv := directID("system", "b")
+		mustAppend(t, s, send("system", "b", "1", "welcome"), send("b", "system", "2", "thanks"))
+		readSeqs(t, s, conv, map[string]int64{"system": 1, "b": 2})
+		if m := mustMember(t, s, "b", conv); m.Peer != "system" || m.MaxSeq != 2 {
+			t.Errorf("Member(b) = %+v, want peer system and max seq 2", m)
 		}
 	})
 
-	t.Run("conversation whose members change", func(t *testing.T) {
+	t.Run("group senders", func(t *testing.T) {
 		s := open(t)
-		mustAppend(t, s, send("a", "b", "1", "x"))
-		other := send("c", "a", "2", "y")
-		other.Conversation = directID("a", "b")
-		mustAppend(t, s, other)
-		mustAppend(t, s, send("b", "a", "3", "z"))
-		readSeqs(t, s, directID("a", "b"), map[string]int64{"a": 1, "b": 3, "c": 2})
-	})
-
-	t.Run("two member group", func(t *testing.T) {
-		s := open(t)
-		m := send("a", "", "1", "hello")
-		m.Conversation, m.Kind, m.Members = "g", "group", []string{"a", "b"}
-		mustAppend(t, s, m)
-		readSeqs(t, s, "g", map[string]int64{"a": 1, "b": 0})
-		if got := mustMember(t, s, "b", "g"); got.Peer != "" {
-			t.Errorf("Member(b, g).Peer = %q, want none", got.Peer)
-		}
+		mustCreate(t, s, "g:1", "a", "b", "c")
+		mustAppend(t, s, post("a", "g:1", "1", "x"), post("b", "g:1", "2", "y"))
+		readSeqs(t, s, "g:1", map[string]int64{"a": 1, "b": 2, "c": 0})
+		mustAppend(t, s, post("a", "g:1", "3", "z"))
+		readSeqs(t, s, "g:1", map[string]int64{"a": 3, "b": 2, "c": 0})
 	})
 }
 
@@ -740,7 +714,7 @@ func testMarkRead(t *testing.T, open opener) {
 			if err != nil {
 				t.Fatalf("MarkRead: %v", err)
 			}
-			want := store.Member{User: "b", Conversation: conv, Kind: store.KindDirect, Peer: "a", MaxSeq: 3, ReadSeq: tt.want, PeerReadSeq: 3, MinSeq: 1, LastMessage: &last}
+			want := store.Member{User: "b", Conversation: conv, Kind: conversation.Direct, Peer: "a", MaxSeq: 3, ReadSeq: tt.want, PeerReadSeq: 3, MinSeq: 1, LastMessage: &last}
 			if d := diffMember(got, want); d != "" {
 				t.Errorf("MarkRead: %s", d)
 			}
@@ -756,7 +730,7 @@ func testMarkRead(t *testing.T, open opener) {
 	t.Run("raising stamps a new version", func(t *testing.T) {
 		before := mustMember(t, s, "a", conv)
 		mustAppend(t, s, send("b", "a", "4", "w"))
-		_, since, err := s.Members(t.Context(), "a", 0)
+		_, since, _, err := s.Members(t.Context(), "a", 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -767,7 +741,7 @@ func testMarkRead(t *testing.T, open opener) {
 		if got.ReadSeq != 4 || got.Version <= since || got.Version <= before.Version {
 			t.Errorf("MarkRead = %+v, want read seq 4 and a version above %d", got, since)
 		}
-		ms, _, err := s.Members(t.Context(), "a", since)
+		ms, _, _, err := s.Members(t.Context(), "a", since, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -825,7 +799,7 @@ func testClearHistory(t *testing.T, open opener) {
 	if err != nil {
 		t.Fatalf("ClearHistory: %v", err)
 	}
-	want := store.Member{User: "b", Conversation: conv, Kind: store.KindDirect, Peer: "a", MaxSeq: 3, ReadSeq: 3, PeerReadSeq: 3, MinSeq: 4}
+	want := store.Member{User: "b", Conversation: conv, Kind: conversation.Direct, Peer: "a", MaxSeq: 3, ReadSeq: 3, PeerReadSeq: 3, MinSeq: 4}
 	if d := diffMember(got, want); d != "" {
 		t.Errorf("ClearHistory: %s", d)
 	}
@@ -835,14 +809,14 @@ func testClearHistory(t *testing.T, open opener) {
 	if d := diffMember(mustMember(t, s, "b", conv), want); d != "" {
 		t.Errorf("Member after ClearHistory: %s", d)
 	}
-	ms, _, err := s.Members(t.Context(), "b", before.Version)
+	ms, _, _, err := s.Members(t.Context(), "b", before.Version, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ms) != 1 || diffMember(ms[0], want) != "" {
 		t.Errorf("Members since %d = %+v, want the cleared row", before.Version, ms)
 	}
-	other := store.Member{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 3, ReadSeq: 3, PeerReadSeq: 3, MinSeq: 1, LastMessage: &rs[2].Message}
+	other := store.Member{User: "a", Conversation: conv, Kind: conversation.Direct, Peer: "b", MaxSeq: 3, ReadSeq: 3, PeerReadSeq: 3, MinSeq: 1, LastMessage: &rs[2].Message}
 	if d := diffMember(mustMember(t, s, "a", conv), other); d != "" {
 		t.Errorf("the other member changed: %s", d)
 	}
@@ -852,7 +826,7 @@ func testClearHistory(t *testing.T, open opener) {
 	}
 
 	next := mustAppend(t, s, send("a", "b", "4", "after"))[0].Message
-	want = store.Member{User: "b", Conversation: conv, Kind: store.KindDirect, Peer: "a", MaxSeq: 4, ReadSeq: 3, PeerReadSeq: 4, MinSeq: 4, LastMessage: &next}
+	want = store.Member{User: "b", Conversation: conv, Kind: conversation.Direct, Peer: "a", MaxSeq: 4, ReadSeq: 3, PeerReadSeq: 4, MinSeq: 4, LastMessage: &next}
 	if d := diffMember(mustMember(t, s, "b", conv), want); d != "" {
 		t.Errorf("Member after a new message: %s", d)
 	}
@@ -870,12 +844,12 @@ func testClearHistory(t *testing.T, open opener) {
 		if err != nil {
 			t.Fatalf("ClearHistory: %v", err)
 		}
-		want := store.Member{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 3, ReadSeq: 3, PeerReadSeq: 2, MinSeq: 4}
+		want := store.Member{User: "a", Conversation: conv, Kind: conversation.Direct, Peer: "b", MaxSeq: 3, ReadSeq: 3, PeerReadSeq: 2, MinSeq: 4}
 		if d := diffMember(got, want); d != "" {
 			t.Errorf("ClearHistory: %s", d)
 		}
 		next := mustAppend(t, s, send("b", "a", "4", "w"), send("a", "b", "5", "v"))[1].Message
-		want = store.Member{User: "a", Conversation: conv, Kind: store.KindDirect, Peer: "b", MaxSeq: 5, ReadSeq: 5, PeerReadSeq: 4, MinSeq: 4, LastMessage: &next}
+		want = store.Member{User: "a", Conversation: conv, Kind: conversation.Direct, Peer: "b", MaxSeq: 5, ReadSeq: 5, PeerReadSeq: 4, MinSeq: 4, LastMessage: &next}
 		if d := diffMember(mustMember(t, s, "a", conv), want); d != "" {
 			t.Errorf("Member after new messages: %s", d)
 		}

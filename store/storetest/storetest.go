@@ -7,8 +7,8 @@
 //
 //   - Times keep millisecond precision and come back in UTC.
 //   - An empty client ID opts a message out of de-duplication.
-//   - Only the users in NewMessage.Members get member rows; a sender who is
-//     not among them gets none, and its read seq is not tracked.
+//   - A direct conversation's two users are its members from its first
+//     message, whoever sends it (the system account included).
 //   - The peer of a direct conversation with oneself is oneself; other
 //     kinds of conversation have no peer.
 //   - A duplicate or conflicting message creates no conversation.
@@ -50,6 +50,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("MessageRange", func(t *testing.T) { testMessageRange(t, newStore) })
 	t.Run("MarkRead", func(t *testing.T) { testMarkRead(t, newStore) })
 	t.Run("ClearHistory", func(t *testing.T) { testClearHistory(t, newStore) })
+	t.Run("Groups", func(t *testing.T) { testGroups(t, newStore) })
+	t.Run("MemberPages", func(t *testing.T) { testMemberPages(t, newStore) })
+	t.Run("VersionOrder", func(t *testing.T) { testVersionOrder(t, newStore) })
 	t.Run("Close", func(t *testing.T) {
 		s := open(t)
 		if err := s.Close(); err != nil {

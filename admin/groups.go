@@ -1,0 +1,42 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/parleyim/parley/protocol"
+)
+
+// CreateGroup creates a group conversation with its first members.
+func (c *Client) CreateGroup(ctx context.Context, id string, members []string) (protocol.Group, error) {
+	var out protocol.Group
+	err := c.do(ctx, http.MethodPost, "/v1/groups", protocol.NewGroup{ID: id, Members: members}, &out)
+	return out, err
+}
+
+// Group returns a group.
+func (c *Client) Group(ctx context.Context, id string) (protocol.Group, error) {
+	var out protocol.Group
+	err := c.do(ctx, http.MethodGet, "/v1/groups/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// GroupMembers returns a group's current members.
+func (c *Client) GroupMembers(ctx context.Context, id string) ([]string, error) {
+	var out protocol.GroupMembers
+	err := c.do(ctx, http.MethodGet, "/v1/groups/"+url.PathEscape(id)+"/members", nil, &out)
+	return out.Members, err
+}
+
+// AddMembers adds users to a group and returns its members afterwards.
+func (c *Client) AddMembers(ctx context.Context, id string, users []string, fullHistory bool) ([]string, error) {
+	var out protocol.GroupMembers
+	err := c.do(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(id)+"/members", protocol.MemberChange{Users: users, FullHistory: fullHistory}, &out)
+	return out.Members, err
+}
+
+// RemoveMember removes a user from a group.
+func (c *Client) RemoveMember(ctx context.Context, id, user string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/groups/"+url.PathEscape(id)+"/members/"+url.PathEscape(user), nil, nil)
+}

@@ -1,0 +1,226 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyim/parley/parleytest"
+	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/server"
+)
+
+// post is a send to a conversation.
+func post(conv, cid, text string) protocol.Send {
+	return protocol.Send{ClientID: cid, Conversation: conv, ContentType: "text", Content: json.RawMessage(`{"text":"` + text + `"}`)}
+}
+
+// TestGroupConversation walks a group through its life over real
+// connections: created with members, a message reaches every member's
+// devices, a late joiner sees only what follows, a removed member stops
+// receiving and cannot read past where they left, outsiders get nothing.
+func TestGroupConversation(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	ctx := t.Context()
+	a1, _ := parleytest.Dial(t, s.WSURL, s.User(t, "alice", "web", "a1"))
+	a2, _ := parleytest.Dial(t, s.WSURL, s.User(t, "alice", "ios", "a2"))
+	b, _ := parleytest.Dial(t, s.WSURL, s.User(t, "bob", "web", "b1"))
+	c, _ := parleytest.Dial(t, s.WSURL, s.User(t, "carol", "web", "c1"))
+	d, _ := parleytest.Dial(t, s.WSURL, s.User(t, "dave", "web", "d1"))
+
+	g, err := s.Admin.CreateGroup(ctx, "team", []string{"alice", "bob", "carol"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Conversation != "g:team" || g.Members != 3 {
+		t.Fatalf("CreateGroup = %+v", g)
+	}
+	for name, conn := range map[string]*parleytest.Conn{"a1": a1, "a2": a2, "b": b, "c": c} {
+		var cv protocol.Conversation
+		conn.Expect(t, protocol.TypeConversation, &cv)
+		if cv.ID != "g:team" || cv.Kind != "group" || cv.MinSeq != 1 || cv.Peer != "" {
+			t.Errorf("%s: creation push %+v", name, cv)
+		}
+	}
+
+	// A message goes to every member's devices but the sending one.
+	a1.Request(t, protocol.TypeSend, "s1", post("g:team", "m1", "hello team"))
+	var ack protocol.Ack
+	a1.Expect(t, protocol.TypeAck, &ack)
+	if ack.Conversation != "g:team" || ack.Seq != 1 {
+		t.Fatalf("ack %+v", ack)
+	}
+	for name, conn := range map[string]*parleytest.Conn{"a2": a2, "b": b, "c": c} {
+		var m protocol.Message
+		conn.Expect(t, protocol.TypeMessage, &m)
+		if m.Conversation != "g:team" || m.Seq != 1 || m.From != "alice" || m.To != "" {
+			t.Errorf("%s got %+v", name, m)
+		}
+	}
+	a1.Quiet(t, 50*time.Millisecond)
+	d.Quiet(t, 50*time.Millisecond)
+
+	// An outsider can neither send nor read.
+	d.Request(t, protocol.TypeSend, "x1", post("g:team", "x1", "let me in"))
+	d.ExpectError(t, protocol.CodeNotFound)
+	d.Request(t, protocol.TypePull, "x2", protocol.Pull{Conversation: "g:team"})
+	d.ExpectError(t, protocol.CodeNotFound)
+
+	// Dave joins late: he sees from seq 2 on, nothing unread.
+	if _, err := s.Admin.AddMembers(ctx, "team", []string{"dave"}, false); err != nil {
+		t.Fatal(err)
+	}
+	var joined protocol.Conversation
+	d.Expect(t, protocol.TypeConversation, &joined)
+	if joined.MinSeq != 2 || joined.MaxSeq != 1 || joined.Unread != 0 {
+		t.Errorf("join push %+v, want min seq 2 and nothing unread", joined)
+	}
+	b.Request(t, protocol.TypeSend, "s2", post("g:team", "m2", "welcome dave"))
+	b.Expect(t, protocol.TypeAck, &ack)
+	for _, conn := range []*parleytest.Conn{a1, a2, c, d} {
+		var m protocol.Message
+		conn.Expect(t, protocol.TypeMessage, &m)
+		if m.Seq != 2 || m.From != "bob" {
+			t.Errorf("got %+v, want bob's seq 2", m)
+		}
+	}
+	d.Request(t, protocol.TypePull, "p1", protocol.Pull{Conversation: "g:team"})
+	var page protocol.Messages
+	d.Expect(t, protocol.TypeMessages, &page)
+	if page.MinSeq != 2 || len(page.Messages) != 1 || page.Messages[0].Seq != 2 {
+		t.Errorf("dave's pull %+v, want seq 2 alone", page)
+	}
+	d.Request(t, protocol.TypePull, "p2", protocol.Pull{Conversation: "g:team", From: 1})
+	d.ExpectError(t, protocol.CodeOutOfRange)
+
+	// Carol is removed: she is told, gets nothing new, keeps what she saw.
+	if err := s.Admin.RemoveMember(ctx, "team", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	var left protocol.Conversation
+	c.Expect(t, protocol.TypeConversation, &left)
+	if !left.Left || left.MaxSeq != 2 {
+		t.Errorf("leave push %+v, want left at seq 2", left)
+	}
+	a1.Request(t, protocol.TypeSend, "s3", post("g:team", "m3", "carol is gone"))
+	a1.Expect(t, protocol.TypeAck, &ack)
+	for _, conn := range []*parleytest.Conn{a2, b, d} {
+		conn.Expect(t, protocol.TypeMessage, nil)
+	}
+	c.Quiet(t, 100*time.Millisecond)
+	c.Request(t, protocol.TypePull, "p3", protocol.Pull{Conversation: "g:team"})
+	c.Expect(t, protocol.TypeMessages, &page)
+	if page.MaxSeq != 2 || len(page.Messages) != 2 {
+		t.Errorf("carol's pull after leaving %+v, want seqs 1-2", page)
+	}
+	c.Request(t, protocol.TypePull, "p4", protocol.Pull{Conversation: "g:team", From: 3})
+	c.Expect(t, protocol.TypeMessages, &page)
+	if len(page.Messages) != 0 || page.More {
+		t.Errorf("carol's pull past where she left %+v, want nothing", page)
+	}
+	c.Request(t, protocol.TypePull, "p5", protocol.Pull{Conversation: "g:team", From: 4})
+	c.ExpectError(t, protocol.CodeOutOfRange)
+	c.Request(t, protocol.TypeSend, "s4", post("g:team", "m4", "wait"))
+	c.ExpectError(t, protocol.CodeForbidden)
+	if err := s.Admin.RemoveMember(ctx, "team", "carol"); protocolCode(err) != protocol.CodeNotFound {
+		t.Errorf("removing carol twice: %v, want not_found", err)
+	}
+
+	// Conversation lists: unread per member, left for carol.
+	var list protocol.Conversations
+	getJSON(t, s, "/v1/conversations?user=dave", &list)
+	if len(list.Conversations) != 1 || list.Conversations[0].Unread != 2 || list.Conversations[0].MaxSeq != 3 {
+		t.Errorf("dave's conversations %+v, want g:team with 2 unread of 3", list.Conversations)
+	}
+	getJSON(t, s, "/v1/conversations?user=carol", &list)
+	if len(list.Conversations) != 1 || !list.Conversations[0].Left || list.Conversations[0].MaxSeq != 2 {
+		t.Errorf("carol's conversations %+v, want g:team left at 2", list.Conversations)
+	}
+	members, err := s.Admin.GroupMembers(ctx, "team")
+	if err != nil || strings.Join(members, ",") != "alice,bob,dave" {
+		t.Errorf("members = %q, %v", members, err)
+	}
+
+	// Reading in a group tells one's own devices only.
+	b2, _ := parleytest.Dial(t, s.WSURL, s.User(t, "bob", "ios", "b2"))
+	b.Request(t, protocol.TypeRead, "r1", protocol.Read{Conversation: "g:team", Seq: 3})
+	b.Expect(t, protocol.TypeOK, nil)
+	var rc protocol.Receipt
+	b2.Expect(t, protocol.TypeReceipt, &rc)
+	if rc.Reader != "bob" || rc.Seq != 3 {
+		t.Errorf("receipt %+v", rc)
+	}
+	a1.Quiet(t, 100*time.Millisecond)
+}
+
+func TestGroupBadInput(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	s.User(t, "alice", "web", "a1")
+	tok := s.User(t, "bob", "web", "b1")
+	for _, tt := range []struct {
+		name, method, path, cred, body string
+		status                         int
+		code                           protocol.Code
+	}{
+		{"user token", "POST", "/v1/groups", tok, `{"id":"g","members":["alice"]}`, 403, protocol.CodeForbidden},
+		{"bad id", "POST", "/v1/groups", parleytest.AdminKey, `{"id":"a:b","members":["alice"]}`, 400, protocol.CodeInvalidArgument},
+		{"unknown member", "POST", "/v1/groups", parleytest.AdminKey, `{"id":"g","members":["alice","nobody"]}`, 404, protocol.CodeNotFound},
+		{"unknown field", "POST", "/v1/groups", parleytest.AdminKey, `{"id":"g","members":[],"x":1}`, 400, protocol.CodeInvalidArgument},
+		{"no group", "GET", "/v1/groups/none", parleytest.AdminKey, "", 404, protocol.CodeNotFound},
+		{"add to no group", "POST", "/v1/groups/none/members", parleytest.AdminKey, `{"users":["alice"]}`, 404, protocol.CodeNotFound},
+		{"add nobody", "POST", "/v1/groups/g1/members", parleytest.AdminKey, `{"users":[]}`, 400, protocol.CodeInvalidArgument},
+		{"add unknown user", "POST", "/v1/groups/g1/members", parleytest.AdminKey, `{"users":["nobody"]}`, 404, protocol.CodeNotFound},
+		{"remove a non-member", "DELETE", "/v1/groups/g1/members/bob", parleytest.AdminKey, "", 404, protocol.CodeNotFound},
+		{"create twice", "POST", "/v1/groups", parleytest.AdminKey, `{"id":"g1","members":["alice"]}`, 409, protocol.CodeAlreadyExists},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := s.Admin.Group(t.Context(), "g1"); err != nil {
+				if _, err := s.Admin.CreateGroup(t.Context(), "g1", []string{"alice"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			status, body := doHTTP(t, s, tt.method, tt.path, tt.cred, tt.body)
+			var e protocol.ErrorBody
+			if status != tt.status || json.Unmarshal(body, &e) != nil || e.Error == nil || e.Error.Code != tt.code {
+				t.Errorf("%s %s: %d %s, want %d %s", tt.method, tt.path, status, body, tt.status, tt.code)
+			}
+		})
+	}
+	if status, _ := doHTTP(t, s, "GET", "/v1/groups/g1/members", parleytest.AdminKey, ""); status != http.StatusOK {
+		t.Errorf("members of g1: %d", status)
+	}
+}
+
+func protocolCode(err error) protocol.Code {
+	if err == nil {
+		return ""
+	}
+	return protocol.AsError(err).Code
+}
+
+func TestBackupOverREST(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	a, _ := parleytest.Dial(t, s.WSURL, s.User(t, "alice", "web", "a1"))
+	s.User(t, "bob", "web", "b1")
+	a.Request(t, protocol.TypeSend, "s1", send("bob", "c1", "kept"))
+	a.Expect(t, protocol.TypeAck, nil)
+	dir := t.TempDir() + "/backup"
+	if err := s.Admin.Backup(t.Context(), dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Admin.Backup(t.Context(), dir); protocolCode(err) != protocol.CodeAlreadyExists {
+		t.Errorf("second backup into %s: %v, want already_exists", dir, err)
+	}
+	if status, _ := doHTTP(t, s, "POST", "/v1/backup", parleytest.AdminKey, `{"dir":"relative"}`); status != http.StatusBadRequest {
+		t.Errorf("relative dir: %d, want 400", status)
+	}
+	// The copy is a data directory a server starts on, with the message.
+	c := parleytest.NewServer(t, func(cfg *server.Config) { cfg.DataDir = dir })
+	var page protocol.Messages
+	getJSON(t, c, "/v1/conversations/d:alice:bob/messages?user=bob", &page)
+	if len(page.Messages) != 1 || string(page.Messages[0].Content) != `{"text":"kept"}` {
+		t.Errorf("messages in the backup: %+v", page)
+	}
+}

@@ -1,0 +1,207 @@
+package lsm
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parleyim/parley/conversation"
+	"github.com/parleyim/parley/store"
+)
+
+// AppendMessages commits the batch in one Pebble batch with one sync.
+//
+// Per message it reads the client-id key (a miss, answered by Bloom filters
+// for data on disk) unless the client ID is empty, and for a group the
+// sender's member record; it writes the message and its client-id key. Per
+// conversation it writes the head once, and per batch the version counter.
+func (l *Log) AppendMessages(ctx context.Context, batch []store.NewMessage) ([]store.AppendResult, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("lsm: append messages: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, fmt.Errorf("lsm: append messages: %w", pebble.ErrClosed)
+	}
+	a := appender{l: l, b: l.db.NewBatch(), results: make([]store.AppendResult, len(batch)),
+		heads: make(map[string]*head), senders: make(map[userConv]*member), originals: make(map[clientRef]store.Message)}
+	defer a.b.Close()
+	version := l.version + 1
+	for i := range batch {
+		r, err := a.append(&batch[i], version)
+		if err != nil {
+			return nil, fmt.Errorf("lsm: append messages: %w", err)
+		}
+		a.results[i] = r
+	}
+	if len(a.order) == 0 { // only duplicates and refusals: nothing changes
+		return a.results, nil
+	}
+	for _, conv := range a.order {
+		h := a.heads[conv]
+		h.version = version
+		a.b.Set(headKey(conv), h.encode(), nil)
+	}
+	for k, m := range a.senders {
+		m.version = version
+		a.b.Set(memberKey(k.user, k.conv), m.encode(), nil)
+	}
+	a.b.Set(versionKey, enc(nil).int(version), nil)
+	if err := a.b.Commit(l.write); err != nil {
+		return nil, fmt.Errorf("lsm: append messages: %w", err)
+	}
+	l.version = version
+	for _, conv := range a.order {
+		l.cacheHead(conv, a.heads[conv])
+	}
+	return a.results, nil
+}
+
+type userConv struct{ user, conv string }
+
+type clientRef struct{ sender, clientID string }
+
+// appender is the state of one AppendMessages call.
+type appender struct {
+	l         *Log
+	b         *pebble.Batch
+	results   []store.AppendResult
+	heads     map[string]*head // copies of the heads this batch changes
+	order     []string         // conversations with a new message, in first-touched order
+	senders   map[userConv]*member
+	originals map[clientRef]store.Message // client IDs stored by this batch
+}
+
+func (a *appender) append(m *store.NewMessage, version int64) (store.AppendResult, error) {
+	ref := clientRef{m.Sender, m.ClientID}
+	if m.ClientID != "" {
+		if orig, ok := a.originals[ref]; ok {
+			return store.Dedupe(orig, m), nil
+		}
+		orig, found, err := a.original(ref)
+		if err != nil {
+			return store.AppendResult{}, err
+		}
+		if found {
+			return store.Dedupe(orig, m), nil
+		}
+	}
+	h, refusal, err := a.head(m, version)
+	if err != nil || refusal != nil {
+		return store.AppendResult{Err: refusal}, err
+	}
+	msg := store.Message{
+		Conversation: m.Conversation,
+		Seq:          h.maxSeq + 1,
+		ServerID:     m.ServerID,
+		ClientID:     m.ClientID,
+		Sender:       m.Sender,
+		Recipient:    m.Recipient,
+		ContentType:  m.ContentType,
+		Content:      m.Content,
+		Time:         time.UnixMilli(m.Time.UnixMilli()).UTC(),
+	}
+	h.maxSeq = msg.Seq
+	a.b.Set(messageKey(msg.Conversation, msg.Seq), encodeMessage(&msg), nil)
+	if m.ClientID != "" {
+		a.b.Set(clientKey(m.Sender, m.ClientID), enc(nil).str(msg.Conversation).int(msg.Seq), nil)
+		a.originals[ref] = msg
+	}
+	if h.kind == conversation.Direct {
+		switch m.Sender {
+		case h.lo:
+			h.lastSentLo = msg.Seq
+		case h.hi:
+			h.lastSentHi = msg.Seq
+		}
+	} else {
+		a.senders[userConv{m.Sender, m.Conversation}].readSeq = msg.Seq
+	}
+	return store.AppendResult{Message: msg}, nil
+}
+
+// original looks up the message a client ID was used for before this batch.
+func (a *appender) original(ref clientRef) (store.Message, bool, error) {
+	var conv string
+	var seq int64
+	found, err := get(a.l.db, clientKey(ref.sender, ref.clientID), func(d *dec) { conv, seq = d.str(), d.int() })
+	if err != nil || !found {
+		return store.Message{}, false, err
+	}
+	var msg store.Message
+	found, err = get(a.l.db, messageKey(conv, seq), func(d *dec) { msg = decodeMessage(d, conv, seq) })
+	if err == nil && !found {
+		err = fmt.Errorf("client id %q of %q names missing message %s/%d", ref.clientID, ref.sender, conv, seq)
+	}
+	return msg, found, err
+}
+
+// head returns this batch's copy of m's conversation head, creating a direct
+// conversation on its first message, or the reason m is refused.
+func (a *appender) head(m *store.NewMessage, version int64) (h *head, refusal error, err error) {
+	h, ok := a.heads[m.Conversation]
+	if !ok {
+		cached, err := a.l.headLocked(m.Conversation)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case cached != nil:
+			c := *cached
+			h = &c
+		case m.Kind != conversation.Direct:
+			return nil, store.ErrNotFound, nil
+		default:
+			lo, hi, ok := conversation.Pair(m.Conversation)
+			if !ok {
+				return nil, nil, fmt.Errorf("direct message in %q, which is no direct conversation id", m.Conversation)
+			}
+			if m.Sender != lo && m.Sender != hi {
+				return nil, store.ErrNotMember, nil
+			}
+			h = a.newDirect(m, lo, hi, version)
+		}
+	}
+	if h.kind == conversation.Direct {
+		if m.Sender != h.lo && m.Sender != h.hi {
+			return nil, store.ErrNotMember, nil
+		}
+	} else {
+		k := userConv{m.Sender, m.Conversation}
+		if _, ok := a.senders[k]; !ok {
+			mem, found, err := memberOf(a.l.db, m.Sender, m.Conversation)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !found || mem.left {
+				return nil, store.ErrNotMember, nil
+			}
+			a.senders[k] = &mem
+		}
+	}
+	if !ok {
+		a.heads[m.Conversation] = h
+		a.order = append(a.order, m.Conversation)
+	}
+	return h, nil, nil
+}
+
+// newDirect creates the head and the two member records of the direct
+// conversation between lo and hi that m starts.
+func (a *appender) newDirect(m *store.NewMessage, lo, hi string, version int64) *head {
+	h := &head{kind: conversation.Direct, created: m.Time.UnixMilli(), lo: lo, hi: hi, members: 2}
+	rec := member{minSeq: 1, version: version}
+	a.b.Set(memberKey(lo, m.Conversation), rec.encode(), nil)
+	if hi != lo {
+		a.b.Set(memberKey(hi, m.Conversation), rec.encode(), nil)
+	} else {
+		h.members = 1
+	}
+	return h
+}

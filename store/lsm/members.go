@@ -1,0 +1,486 @@
+package lsm
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/parleyim/parley/conversation"
+	"github.com/parleyim/parley/store"
+)
+
+// writeLocked runs build on a new batch under the write lock with the next
+// version and commits what it wrote; build returns false to commit nothing.
+// After a commit, each of heads (may be nil) is cached.
+func (l *Log) writeLocked(op string, build func(b *pebble.Batch, version int64) (changed bool, heads map[string]*head, err error)) error {
+	if l.closed {
+		return fmt.Errorf("lsm: %s: %w", op, pebble.ErrClosed)
+	}
+	b := l.db.NewBatch()
+	defer b.Close()
+	version := l.version + 1
+	changed, heads, err := build(b, version)
+	if err == nil && changed {
+		b.Set(versionKey, enc(nil).int(version), nil)
+		err = b.Commit(l.write)
+		if err == nil {
+			l.version = version
+			for conv, h := range heads {
+				l.cacheHead(conv, h)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("lsm: %s: %w", op, err)
+	}
+	return nil
+}
+
+// CreateConversation creates a conversation with its first members.
+func (l *Log) CreateConversation(ctx context.Context, c store.NewConversation) error {
+	if err := ctxErr(ctx); err != nil {
+		return fmt.Errorf("lsm: create conversation: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.writeLocked("create conversation", func(b *pebble.Batch, version int64) (bool, map[string]*head, error) {
+		old, err := l.headLocked(c.ID)
+		if err != nil {
+			return false, nil, err
+		}
+		if old != nil {
+			return false, nil, store.ErrExists
+		}
+		users := dedupeSorted(c.Members)
+		h := &head{kind: c.Kind, version: version, created: c.Time.UnixMilli(), members: len(users)}
+		for _, u := range users {
+			rec := member{minSeq: 1, version: version}
+			b.Set(memberKey(u, c.ID), rec.encode(), nil)
+			b.Set(audienceKey(c.ID, u), nil, nil)
+		}
+		b.Set(headKey(c.ID), h.encode(), nil)
+		return true, map[string]*head{c.ID: h}, nil
+	})
+}
+
+// Conversation returns a conversation.
+func (l *Log) Conversation(ctx context.Context, id string) (store.Conversation, error) {
+	var h head
+	found, err := get(l.db, headKey(id), h.decode)
+	if err != nil {
+		return store.Conversation{}, fmt.Errorf("lsm: conversation: %w", err)
+	}
+	if !found {
+		return store.Conversation{}, store.ErrNotFound
+	}
+	return store.Conversation{ID: id, Kind: h.kind, MaxSeq: h.maxSeq, Members: h.members, CreatedAt: time.UnixMilli(h.created).UTC()}, nil
+}
+
+// AddMembers makes users current members of a conversation.
+func (l *Log) AddMembers(ctx context.Context, conv string, users []string, fullHistory bool) ([]store.Member, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("lsm: add members: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []store.Member
+	err := l.writeLocked("add members", func(b *pebble.Batch, version int64) (bool, map[string]*head, error) {
+		h, err := l.membershipHead(conv)
+		if err != nil {
+			return false, nil, err
+		}
+		nh := *h
+		changed := false
+		for _, u := range dedupeSorted(users) {
+			rec, found, err := memberOf(l.db, u, conv)
+			if err != nil {
+				return false, nil, err
+			}
+			if !found || rec.left {
+				rec = member{minSeq: conversation.JoinSeq(h.maxSeq, fullHistory), readSeq: h.maxSeq, version: version}
+				b.Set(memberKey(u, conv), rec.encode(), nil)
+				b.Set(audienceKey(conv, u), nil, nil)
+				nh.members++
+				changed = true
+			}
+			out = append(out, l.view(u, conv, &nh, &rec, nil))
+		}
+		if !changed {
+			return false, nil, nil
+		}
+		b.Set(headKey(conv), nh.encode(), nil)
+		return true, map[string]*head{conv: &nh}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RemoveMembers ends the membership of users.
+func (l *Log) RemoveMembers(ctx context.Context, conv string, users []string) ([]store.Member, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, fmt.Errorf("lsm: remove members: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []store.Member
+	err := l.writeLocked("remove members", func(b *pebble.Batch, version int64) (bool, map[string]*head, error) {
+		h, err := l.membershipHead(conv)
+		if err != nil {
+			return false, nil, err
+		}
+		nh := *h
+		for _, u := range dedupeSorted(users) {
+			rec, found, err := memberOf(l.db, u, conv)
+			if err != nil {
+				return false, nil, err
+			}
+			if !found || rec.left {
+				continue
+			}
+			rec.left, rec.leftSeq, rec.version = true, h.maxSeq, version
+			b.Set(memberKey(u, conv), rec.encode(), nil)
+			b.Delete(audienceKey(conv, u), nil)
+			nh.members--
+			out = append(out, l.view(u, conv, &nh, &rec, nil))
+		}
+		if len(out) == 0 {
+			return false, nil, nil
+		}
+		b.Set(headKey(conv), nh.encode(), nil)
+		return true, map[string]*head{conv: &nh}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// membershipHead returns the head of a conversation whose members change
+// one by one; the caller holds l.mu.
+func (l *Log) membershipHead(conv string) (*head, error) {
+	h, err := l.headLocked(conv)
+	if err != nil {
+		return nil, err
+	}
+	if h == nil || h.kind == conversation.Direct {
+		return nil, store.ErrNotFound
+	}
+	return h, nil
+}
+
+// ConversationMembers returns the current members of a conversation.
+func (l *Log) ConversationMembers(ctx context.Context, conv string) ([]string, error) {
+	snap := l.db.NewSnapshot()
+	defer snap.Close()
+	var h head
+	found, err := get(snap, headKey(conv), h.decode)
+	if err != nil {
+		return nil, fmt.Errorf("lsm: conversation members: %w", err)
+	}
+	if !found {
+		return nil, store.ErrNotFound
+	}
+	if h.kind == conversation.Direct {
+		if h.lo == h.hi {
+			return []string{h.lo}, nil
+		}
+		return []string{h.lo, h.hi}, nil
+	}
+	prefix := audiencePrefix(conv)
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, fmt.Errorf("lsm: conversation members: %w", err)
+	}
+	defer it.Close()
+	users := make([]string, 0, h.members)
+	for ok := it.First(); ok; ok = it.Next() {
+		users = append(users, string(it.Key()[len(prefix):]))
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("lsm: conversation members: %w", err)
+	}
+	return users, nil
+}
+
+// view computes a user's state from their record and the conversation's
+// head. peer is the peer's record in a direct conversation, or nil when it
+// has none or is not wanted.
+func (l *Log) view(user, conv string, h *head, rec *member, peer *member) store.Member {
+	m := store.Member{
+		User:         user,
+		Conversation: conv,
+		Kind:         h.kind,
+		MaxSeq:       h.maxSeq,
+		ReadSeq:      rec.readSeq,
+		MinSeq:       rec.minSeq,
+		Left:         rec.left,
+		Version:      max(rec.version, h.version),
+	}
+	if rec.left {
+		m.MaxSeq, m.Version = rec.leftSeq, rec.version
+	}
+	if h.kind == conversation.Direct {
+		m.Peer, _ = conversation.Peer(conv, user)
+		m.ReadSeq = max(m.ReadSeq, h.lastSent(user))
+		m.PeerReadSeq = h.lastSent(m.Peer)
+		if peer != nil {
+			m.PeerReadSeq = max(m.PeerReadSeq, peer.readSeq)
+		}
+	}
+	m.ReadSeq = min(m.ReadSeq, m.MaxSeq)
+	return m
+}
+
+// memberView reads a user's full state, with its last message, from g.
+func (l *Log) memberView(g getter, user, conv string, rec *member) (store.Member, error) {
+	var h head
+	found, err := get(g, headKey(conv), h.decode)
+	if err != nil {
+		return store.Member{}, err
+	}
+	if !found {
+		return store.Member{}, fmt.Errorf("member %s of %s: %w: no head", user, conv, errCorrupt)
+	}
+	var peer *member
+	if h.kind == conversation.Direct {
+		if p, _ := conversation.Peer(conv, user); p != user {
+			pr, found, err := memberOf(g, p, conv)
+			if err != nil {
+				return store.Member{}, err
+			}
+			if found {
+				peer = &pr
+			}
+		}
+	}
+	m := l.view(user, conv, &h, rec, peer)
+	if m.MaxSeq >= m.MinSeq && m.MaxSeq > 0 {
+		var last store.Message
+		found, err := get(g, messageKey(conv, m.MaxSeq), func(d *dec) { last = decodeMessage(d, conv, m.MaxSeq) })
+		if err != nil {
+			return store.Member{}, err
+		}
+		if found {
+			m.LastMessage = &last
+		}
+	}
+	return m, nil
+}
+
+// Member returns the user's state in the conversation.
+func (l *Log) Member(ctx context.Context, user, conv string) (store.Member, error) {
+	snap := l.db.NewSnapshot()
+	defer snap.Close()
+	rec, found, err := memberOf(snap, user, conv)
+	if err != nil {
+		return store.Member{}, fmt.Errorf("lsm: member: %w", err)
+	}
+	if !found {
+		return store.Member{}, store.ErrNotFound
+	}
+	m, err := l.memberView(snap, user, conv, &rec)
+	if err != nil {
+		return store.Member{}, fmt.Errorf("lsm: member: %w", err)
+	}
+	return m, nil
+}
+
+// Members returns the user's conversations changed after version since.
+func (l *Log) Members(ctx context.Context, user string, since int64, limit int) ([]store.Member, int64, bool, error) {
+	ms, version, more, err := l.members(user, since, limit)
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("lsm: members: %w", err)
+	}
+	return ms, version, more, nil
+}
+
+func (l *Log) members(user string, since int64, limit int) ([]store.Member, int64, bool, error) {
+	// One snapshot, so that no change falls between the rows and the
+	// version the caller passes next time.
+	snap := l.db.NewSnapshot()
+	defer snap.Close()
+	version, err := l.readVersion(snap)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	prefix := memberPrefix(user)
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, 0, false, err
+	}
+	defer it.Close()
+	var out []store.Member
+	for ok := it.First(); ok; ok = it.Next() {
+		conv := string(it.Key()[len(prefix):])
+		var rec member
+		d := &dec{b: it.Value()}
+		rec.decode(d)
+		if d.err != nil {
+			return nil, 0, false, fmt.Errorf("%w: member %s of %s", d.err, user, conv)
+		}
+		// A member who left changes no more; others change with the head.
+		if rec.left && rec.version <= since {
+			continue
+		}
+		m, err := l.memberView(snap, user, conv, &rec)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if m.Version > since {
+			out = append(out, m)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, 0, false, err
+	}
+	slices.SortFunc(out, func(a, b store.Member) int {
+		return cmp.Or(cmp.Compare(a.Version, b.Version), cmp.Compare(a.Conversation, b.Conversation))
+	})
+	if limit > 0 && len(out) > limit {
+		n := limit
+		for n < len(out) && out[n].Version == out[n-1].Version {
+			n++
+		}
+		if n < len(out) {
+			return out[:n], out[n-1].Version, true, nil
+		}
+	}
+	return out, version, false, nil
+}
+
+// MessageRange returns up to limit messages of the conversation in ascending
+// seq order.
+func (l *Log) MessageRange(ctx context.Context, conv string, from, minSeq, maxSeq int64, dir store.Direction, limit int) ([]store.Message, error) {
+	if limit <= 0 || maxSeq < minSeq {
+		return nil, nil
+	}
+	lo, hi := max(from, minSeq), maxSeq
+	if dir == store.Backward {
+		lo = minSeq
+		if from != 0 {
+			hi = min(from, maxSeq)
+		}
+	} else if dir != store.Forward {
+		return nil, fmt.Errorf("lsm: message range: unknown direction %d", dir)
+	}
+	if hi < lo {
+		return nil, nil
+	}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: messageKey(conv, lo), UpperBound: messageKey(conv, hi+1)})
+	if err != nil {
+		return nil, fmt.Errorf("lsm: message range: %w", err)
+	}
+	defer it.Close()
+	prefix := len(messagePrefix(conv))
+	var msgs []store.Message
+	decode := func() error {
+		key := it.Key()
+		seq := int64(binary.BigEndian.Uint64(key[prefix:]))
+		d := &dec{b: it.Value()}
+		m := decodeMessage(d, conv, seq)
+		if d.err != nil {
+			return fmt.Errorf("lsm: message range: %w: %s/%d", d.err, conv, seq)
+		}
+		msgs = append(msgs, m)
+		return nil
+	}
+	if dir == store.Forward {
+		for ok := it.First(); ok && len(msgs) < limit; ok = it.Next() {
+			if err := decode(); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		for ok := it.Last(); ok && len(msgs) < limit; ok = it.Prev() {
+			if err := decode(); err != nil {
+				return nil, err
+			}
+		}
+		slices.Reverse(msgs)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("lsm: message range: %w", err)
+	}
+	return msgs, nil
+}
+
+// MarkRead raises the user's read seq.
+func (l *Log) MarkRead(ctx context.Context, user, conv string, seq int64) (store.Member, error) {
+	m, err := l.updateMember(ctx, "mark read", user, conv, true, func(m store.Member) (readSeq, minSeq int64) {
+		return max(m.ReadSeq, min(seq, m.MaxSeq)), m.MinSeq
+	})
+	return m, err
+}
+
+// ClearHistory hides the conversation's current messages from the user.
+func (l *Log) ClearHistory(ctx context.Context, user, conv string) (store.Member, error) {
+	return l.updateMember(ctx, "clear history", user, conv, false, func(m store.Member) (readSeq, minSeq int64) {
+		return max(m.ReadSeq, m.MaxSeq), m.MaxSeq + 1
+	})
+}
+
+// updateMember sets the member's read and min seqs to what change computes
+// from its current state and, if they changed, stamps the record with a new
+// version; with toPeer, it stamps the peer's record of a direct conversation
+// too (the peer sees the new read seq as its PeerReadSeq).
+func (l *Log) updateMember(ctx context.Context, op, user, conv string, toPeer bool, change func(store.Member) (readSeq, minSeq int64)) (store.Member, error) {
+	if err := ctxErr(ctx); err != nil {
+		return store.Member{}, fmt.Errorf("lsm: %s: %w", op, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out store.Member
+	err := l.writeLocked(op, func(b *pebble.Batch, version int64) (bool, map[string]*head, error) {
+		rec, found, err := memberOf(l.db, user, conv)
+		if err != nil {
+			return false, nil, err
+		}
+		if !found {
+			return false, nil, store.ErrNotFound
+		}
+		m, err := l.memberView(l.db, user, conv, &rec)
+		if err != nil {
+			return false, nil, err
+		}
+		readSeq, minSeq := change(m)
+		out = m
+		if readSeq == m.ReadSeq && minSeq == m.MinSeq {
+			return false, nil, nil
+		}
+		rec.readSeq, rec.minSeq, rec.version = readSeq, minSeq, version
+		b.Set(memberKey(user, conv), rec.encode(), nil)
+		if toPeer && readSeq != m.ReadSeq && m.Peer != "" && m.Peer != user {
+			peer, found, err := memberOf(l.db, m.Peer, conv)
+			if err != nil {
+				return false, nil, err
+			}
+			if found {
+				peer.version = version
+				b.Set(memberKey(m.Peer, conv), peer.encode(), nil)
+			}
+		}
+		out.ReadSeq, out.MinSeq, out.Version = readSeq, minSeq, version
+		if out.MaxSeq < out.MinSeq {
+			out.LastMessage = nil
+		}
+		return true, nil, nil
+	})
+	if err != nil {
+		return store.Member{}, err
+	}
+	return out, nil
+}
+
+// dedupeSorted returns the distinct users in id order.
+func dedupeSorted(users []string) []string {
+	out := slices.Clone(users)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
