@@ -119,8 +119,21 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	go func() {
 		<-ctx.Done()
-		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
-		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		stop() // a second signal is ours to handle: it ends the drain
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		finished := make(chan struct{})
+		defer func() { signal.Stop(again); close(finished) }()
+		go func() {
+			select {
+			case <-again:
+				log.Info("second signal: ending the drain")
+				srv.EndDrain()
+			case <-finished:
+			}
+		}()
+		log.Info("shutting down", "drain", cfg.ShutdownDrain, "timeout", cfg.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownDrain+cfg.ShutdownTimeout)
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
