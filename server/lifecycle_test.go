@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleyim/parley/admin"
 	"github.com/parleyim/parley/parleytest"
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/server"
@@ -224,5 +225,31 @@ func TestAdminKeySourceIsLoggedNeverTheKey(t *testing.T) {
 				t.Fatalf("log shows the key:\n%s", out)
 			}
 		})
+	}
+}
+
+func TestConnectionsAndKicksAreLoggedAtDebug(t *testing.T) {
+	srv, logs := startLogged(t, func(c *server.Config) { c.AdminKey = "k" })
+	ts := &parleytest.Server{Server: srv, URL: "http://" + srv.Addr(), WSURL: "ws://" + srv.Addr() + "/v1/ws"}
+	ts.Admin = &admin.Client{BaseURL: ts.URL, Key: "k"}
+	c, _ := parleytest.Dial(t, ts.WSURL, ts.User(t, "alice", "web", "a1"))
+	c.Request(t, protocol.TypePull, "r1", protocol.Pull{Conversation: "d:alice:nobody"})
+	c.ExpectError(t, protocol.CodeNotFound)
+	if _, err := ts.Admin.Kick(context.Background(), "alice", "a1"); err != nil {
+		t.Fatal(err)
+	}
+	c.Closed(t, 5*time.Second)
+	srv.Shutdown(context.Background()) // the gateway has logged everything once it stopped
+	out := logs.String()
+	for _, want := range []string{
+		`msg="connection opened" conn=1 user=alice device=a1 platform=web`,
+		`msg="request refused" conn=1 user=alice device=a1 id=r1 code=not_found`,
+		`msg=kick conn=1 user=alice device=a1 code=forced_offline`,
+		`msg="connection closed" conn=1 user=alice device=a1`,
+		`path=/v1/ws status=upgraded`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
 	}
 }
