@@ -60,16 +60,20 @@ type config struct {
 // chat runs the client until ctx ends, or until in ends and every line sent
 // has come back.
 func chat(ctx context.Context, cfg config, in io.Reader, out, errOut io.Writer) error {
+	who, convs, err := probe(ctx, cfg)
+	if err != nil {
+		return err
+	}
 	path := cfg.state
 	if path == "" {
-		var err error
-		if path, err = defaultStatePath(ctx, cfg); err != nil {
-			return err
-		}
+		path = defaultStatePath(cfg.url, who)
 	}
 	st, err := loadState(path)
 	if err != nil {
 		return err
+	}
+	if stale := st.dropStale(convs); len(stale) > 0 {
+		fmt.Fprintf(errOut, "-- %s is ahead of the server in %s (a new data directory?): showing their history again\n", path, strings.Join(stale, ", "))
 	}
 	c, err := client.Dial(ctx, client.Options{
 		URL:       cfg.url,
@@ -169,23 +173,29 @@ func defaultStateDir() string {
 	return filepath.Join(dir, "parley-chat")
 }
 
-// defaultStatePath names the state file of the token's user and device on
-// the server. Tokens are opaque, so it asks the server: a first short
-// connection that skips all history returns the hello naming both.
-func defaultStatePath(ctx context.Context, cfg config) (string, error) {
-	probe, err := client.Dial(ctx, client.Options{URL: cfg.url, Token: cfg.token, StartAtLatest: true})
+// probe asks the server who the token belongs to (tokens are opaque) and
+// what conversations the user has, on a short first connection that skips
+// all history.
+func probe(ctx context.Context, cfg config) (protocol.Hello, []protocol.Conversation, error) {
+	c, err := client.Dial(ctx, client.Options{URL: cfg.url, Token: cfg.token, StartAtLatest: true})
 	if err != nil {
-		return "", err
+		return protocol.Hello{}, nil, err
 	}
-	h := probe.Hello()
-	probe.Close()
-	server := cfg.url
-	if u, err := url.Parse(cfg.url); err == nil {
+	defer c.Close()
+	convs, err := c.Conversations(ctx, 0)
+	return c.Hello(), convs.Conversations, err
+}
+
+// defaultStatePath names the state file of the user and device of hello on
+// the server at wsURL.
+func defaultStatePath(wsURL string, hello protocol.Hello) string {
+	server := wsURL
+	if u, err := url.Parse(wsURL); err == nil {
 		server = u.Host
 	}
 	clean := strings.NewReplacer("/", "-", ":", "-", "\\", "-", "..", "-")
-	name := clean.Replace(server) + "_" + clean.Replace(h.User) + "_" + clean.Replace(h.Device) + ".json"
-	return filepath.Join(defaultStateDir(), name), nil
+	name := clean.Replace(server) + "_" + clean.Replace(hello.User) + "_" + clean.Replace(hello.Device) + ".json"
+	return filepath.Join(defaultStateDir(), name)
 }
 
 // state is the client's positions, saved to a file at every change, and
@@ -228,6 +238,25 @@ func (s *state) positions() map[string]int64 {
 		out[k] = v
 	}
 	return out
+}
+
+// dropStale forgets positions beyond what the server has (a state file
+// older than the server's data) and returns their conversations.
+func (s *state) dropStale(convs []protocol.Conversation) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	maxSeq := make(map[string]int64, len(convs))
+	for _, c := range convs {
+		maxSeq[c.ID] = c.MaxSeq
+	}
+	var stale []string
+	for conv, seq := range s.pos {
+		if seq > maxSeq[conv] {
+			stale = append(stale, conv)
+			delete(s.pos, conv)
+		}
+	}
+	return stale
 }
 
 // advance records that seq of conv was printed and saves the file.

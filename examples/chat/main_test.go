@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -133,11 +134,28 @@ func TestDefaultStateIsPerUserAndDevice(t *testing.T) {
 	s := parleytest.NewServer(t, nil)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	t.Setenv("HOME", t.TempDir())
-	path, err := defaultStatePath(context.Background(), config{url: s.WSURL, token: s.User(t, "bob", "ios", "phone")})
+	hello, _, err := probe(context.Background(), config{url: s.WSURL, token: s.User(t, "bob", "ios", "phone")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	path := defaultStatePath(s.WSURL, hello)
 	if want := strings.ReplaceAll(strings.TrimPrefix(s.URL, "http://"), ":", "-") + "_bob_phone.json"; filepath.Base(path) != want {
 		t.Fatalf("state file %s, want %s", path, want)
 	}
+}
+
+// TestStateFromAnotherServerIsDropped: positions beyond what the server has
+// (its data directory was replaced) must not hide new messages.
+func TestStateFromAnotherServerIsDropped(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	state := filepath.Join(t.TempDir(), "bob.json")
+	if err := os.WriteFile(state, []byte(`{"positions":{"d:alice:bob":7}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	alice := config{url: s.WSURL, token: s.User(t, "alice", "linux", "laptop"), state: filepath.Join(t.TempDir(), "alice.json")}
+	bob := config{url: s.WSURL, token: s.User(t, "bob", "ios", "phone"), state: state}
+	send(t, alice, "hello again\n")
+	out, stop := listen(t, bob)
+	waitFor(t, out, "d:alice:bob #1] alice: hello again")
+	stop()
 }
