@@ -108,13 +108,18 @@ var adminCmds = []adminCmd{
 	{
 		name: "token", args: []string{"USER"}, summary: "mint a device token for USER",
 		about:   "Mints a token for one device of USER, to pass to the device's client.",
-		example: "parley token alice --platform ios --device iphone-1 --ttl 24h",
+		example: "parley token alice --platform ios --device iphone-1 --ttl 24h\n  ALICE=$(parley token alice --device laptop --token-only)",
 		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
 			platform := fs.String("platform", "linux", "`platform`: ios, android, ipad, android_pad, windows, macos, linux, web, mini_program, server")
 			device := fs.String("device", "cli", "device `id`")
 			ttl := fs.Duration("ttl", 0, "token `lifetime` (0: the server's token_ttl)")
+			only := fs.Bool("token-only", false, "print the bare token, not JSON (for a shell variable)")
 			return func(ctx context.Context, c *admin.Client, args []string) (any, error) {
-				return c.IssueToken(ctx, args[0], *platform, *device, *ttl)
+				tok, err := c.IssueToken(ctx, args[0], *platform, *device, *ttl)
+				if *only {
+					return rawOutput(tok.Token), err
+				}
+				return tok, err
 			}
 		},
 	},
@@ -212,6 +217,9 @@ var adminCmds = []adminCmd{
 	},
 }
 
+// rawOutput is printed as is, on one line, instead of as JSON.
+type rawOutput string
+
 // usageError is a mistake in a command line found after parsing.
 type usageError string
 
@@ -295,6 +303,10 @@ func runAdmin(cmd adminCmd, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
+	}
+	if raw, ok := out.(rawOutput); ok {
+		fmt.Fprintln(stdout, raw)
+		return 0
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")

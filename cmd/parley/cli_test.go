@@ -46,6 +46,13 @@ func TestFlagsAfterThePositionalArgument(t *testing.T) {
 	if hello.Platform != "ios" || hello.Device != "iphone-1" {
 		t.Fatalf("token for %s/%s, want ios/iphone-1", hello.Platform, hello.Device)
 	}
+	code, out, errOut = parley(t, "token", "alice", "--device", "laptop", "--token-only")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if _, hello = parleytest.Dial(t, s.WSURL, strings.TrimSuffix(out, "\n")); hello.Device != "laptop" {
+		t.Fatalf("--token-only printed %q", out)
+	}
 }
 
 func TestHelp(t *testing.T) {
