@@ -223,7 +223,7 @@ type rawOutput string
 // usageError is a mistake in a command line found after parsing.
 type usageError string
 
-func errUsage(msg string) error   { return usageError(msg) }
+func errUsage(msg string) error    { return usageError(msg) }
 func (e usageError) Error() string { return string(e) }
 
 // findAdminCmd returns the command named by the first words of args and
