@@ -142,7 +142,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	ops := mux // where /metrics and the profiler are served
 	if cfg.AdminAddr != "" {
 		ops = http.NewServeMux()
-		ops.HandleFunc("/", api.NotFound)
 		s.admin = &http.Server{
 			Handler:           ops,
 			ReadHeaderTimeout: 10 * time.Second,
