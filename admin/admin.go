@@ -134,6 +134,45 @@ func (c *Client) Send(ctx context.Context, m Message) (protocol.Ack, error) {
 	return out, err
 }
 
+// UserUpdate is the body of a profile change: nil fields are kept.
+type UserUpdate struct {
+	Nickname  *string         `json:"nickname,omitempty"`
+	AvatarURL *string         `json:"avatar_url,omitempty"`
+	Extra     json.RawMessage `json:"extra,omitempty"`
+	Password  *string         `json:"password,omitempty"`
+}
+
+// UpdateUser changes the fields of u that are set and returns the user.
+func (c *Client) UpdateUser(ctx context.Context, id string, u UserUpdate) (protocol.User, error) {
+	var out struct{ User protocol.User }
+	err := c.do(ctx, http.MethodPatch, "/v1/users/"+url.PathEscape(id), u, &out)
+	return out.User, err
+}
+
+// Conversations lists user's conversations changed after version since
+// (0 for all).
+func (c *Client) Conversations(ctx context.Context, user string, since int64) (protocol.Conversations, error) {
+	var out protocol.Conversations
+	q := url.Values{"user": {user}, "since": {fmt.Sprint(since)}}
+	err := c.do(ctx, http.MethodGet, "/v1/conversations?"+q.Encode(), nil, &out)
+	return out, err
+}
+
+// Messages reads a page of conversation p.Conversation as user sees it
+// (the REST form of the WebSocket pull).
+func (c *Client) Messages(ctx context.Context, user string, p protocol.Pull) (protocol.Messages, error) {
+	var out protocol.Messages
+	q := url.Values{"user": {user}, "from": {fmt.Sprint(p.From)}}
+	if p.Direction != "" {
+		q.Set("dir", p.Direction)
+	}
+	if p.Limit > 0 {
+		q.Set("limit", fmt.Sprint(p.Limit))
+	}
+	err := c.do(ctx, http.MethodGet, "/v1/conversations/"+url.PathEscape(p.Conversation)+"/messages?"+q.Encode(), nil, &out)
+	return out, err
+}
+
 // do performs one request. Error responses become *protocol.Error.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader

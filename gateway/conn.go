@@ -138,6 +138,7 @@ func (c *conn) kick(code protocol.Code, msg string) {
 	}
 	if c.closeWith(outFrame{frame, opText}, outFrame{ws.NewCloseFrameBody(status, string(code)), opClose}) {
 		metrics.Kicks.WithLabelValues(string(code)).Inc()
+		c.gw.log.Debug("kick", "conn", c.id, "user", c.user, "device", c.device, "code", code)
 	}
 }
 

@@ -223,6 +223,7 @@ func (g *Gateway) register(c *conn) {
 	}
 	g.presence.Connected(c.user)
 	metrics.Connections.Inc()
+	g.log.Debug("connection opened", "conn", c.id, "user", c.user, "device", c.device, "platform", c.platform, "remote", c.remote)
 	c.enqueue(encodeFrame(protocol.TypeHello, "", protocol.Hello{
 		Protocol:    protocol.Version,
 		User:        c.user,
@@ -320,6 +321,7 @@ func (g *Gateway) teardown(c *conn) {
 	g.presence.Unsubscribe(c, subs)
 	g.presence.Disconnected(c.user)
 	metrics.Connections.Dec()
+	g.log.Debug("connection closed", "conn", c.id, "user", c.user, "device", c.device)
 	g.conns.Done()
 }
 
@@ -508,6 +510,7 @@ func (c *conn) sendError(id string, err error) {
 	if e.Code == protocol.CodeInternal {
 		c.gw.log.Error("request failed", "user", c.user, "err", err)
 	}
+	c.gw.log.Debug("request refused", "conn", c.id, "user", c.user, "device", c.device, "id", id, "code", e.Code)
 	metrics.Errors.WithLabelValues(string(e.Code)).Inc()
 	c.enqueue(encodeFrame(protocol.TypeError, id, nil, e), opText)
 }

@@ -40,7 +40,7 @@ type Server struct {
 }
 
 // NewServer starts a server. configure, if not nil, adjusts the
-// configuration first (DataDir and Listen are already set).
+// configuration first (DataDir and Listen are already set, ShutdownDrain is 0).
 func NewServer(t testing.TB, configure func(*server.Config)) *Server {
 	t.Helper()
 	cfg := server.Defaults()
@@ -48,6 +48,7 @@ func NewServer(t testing.TB, configure func(*server.Config)) *Server {
 	cfg.DataDir = t.TempDir()
 	cfg.AdminKey = AdminKey
 	cfg.StoreSync = "normal"
+	cfg.ShutdownDrain = 0
 	if configure != nil {
 		configure(&cfg)
 	}

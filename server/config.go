@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -19,14 +22,21 @@ import (
 // the env tag) and by a flag (the yaml key with '_' as '-'), in rising order
 // of precedence. Defaults() holds the defaults; docs/operations.md lists them.
 type Config struct {
-	Listen  string `yaml:"listen" env:"LISTEN"`
-	DataDir string `yaml:"data_dir" env:"DATA_DIR"`
+	Listen string `yaml:"listen" env:"LISTEN"`
+	// AdminAddr, when set, is a second address serving /metrics and the
+	// profiler, which then leave Listen; empty serves them on Listen.
+	AdminAddr string `yaml:"admin_addr" env:"ADMIN_ADDR"`
+	DataDir   string `yaml:"data_dir" env:"DATA_DIR"`
 	// StoreSync is "full" (a commit survives power loss) or "normal" (a
 	// commit survives a process crash; the last commits may be lost on
 	// power loss).
 	StoreSync string `yaml:"store_sync" env:"STORE_SYNC"`
 
-	AdminKey          string        `yaml:"admin_key" env:"ADMIN_KEY"`
+	AdminKey string `yaml:"admin_key" env:"ADMIN_KEY"`
+	// AdminKeyFrom says where AdminKey came from, for the log and help
+	// text: "flag --admin-key", "environment PARLEY_ADMIN_KEY" or
+	// "file NAME". LoadConfig sets it; it is never read from a file.
+	AdminKeyFrom      string        `yaml:"-"`
 	TokenTTL          time.Duration `yaml:"token_ttl" env:"TOKEN_TTL"`
 	AllowRegistration bool          `yaml:"allow_registration" env:"ALLOW_REGISTRATION"`
 	LoginPolicy       string        `yaml:"login_policy" env:"LOGIN_POLICY"`
@@ -43,6 +53,10 @@ type Config struct {
 	// Pprof serves Go's profiler at /debug/pprof/, for the admin key only.
 	Pprof bool `yaml:"pprof" env:"PPROF"`
 
+	// ShutdownDrain is how long /readyz answers 503 before a shutdown
+	// stops accepting, while everything is still served, so that load
+	// balancers stop sending new clients first.
+	ShutdownDrain   time.Duration `yaml:"shutdown_drain" env:"SHUTDOWN_DRAIN"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" env:"SHUTDOWN_TIMEOUT"`
 	LogLevel        string        `yaml:"log_level" env:"LOG_LEVEL"`
 	LogFormat       string        `yaml:"log_format" env:"LOG_FORMAT"`
@@ -63,6 +77,7 @@ func Defaults() Config {
 		QueueFrames:     1024,
 		QueueBytes:      4 << 20,
 		CommitBatch:     512,
+		ShutdownDrain:   5 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
 		LogLevel:        "info",
 		LogFormat:       "text",
@@ -90,6 +105,8 @@ func (c Config) Validate() error {
 		return errors.New("config: queue_frames must be at least 16 and queue_bytes at least max_frame_bytes")
 	case c.CommitBatch < 1 || c.CommitBatch > 10000:
 		return errors.New("config: commit_batch must be 1 to 10000")
+	case c.ShutdownDrain < 0 || c.ShutdownTimeout <= 0:
+		return errors.New("config: shutdown_drain must not be negative and shutdown_timeout must be positive")
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("config: log_format must be text or json, not %q", c.LogFormat)
 	}
@@ -98,7 +115,9 @@ func (c Config) Validate() error {
 
 // LoadConfig builds the configuration from defaults, then the YAML file named
 // by --config or PARLEY_CONFIG, then PARLEY_* variables, then the flags in
-// args; environ is os.Environ(). fs receives the flags (so the caller controls usage output).
+// args; environ is os.Environ(). fs receives the flags (so the caller controls
+// usage output); each flag's usage names its environment variable, and the
+// admin key's default names where the key comes from, never the key.
 func LoadConfig(fs *flag.FlagSet, args []string, environ []string) (Config, error) {
 	cfg := Defaults()
 	envs := make(map[string]string)
@@ -120,41 +139,94 @@ func LoadConfig(fs *flag.FlagSet, args []string, environ []string) (Config, erro
 		if err != nil {
 			return cfg, fmt.Errorf("config: %w", err)
 		}
-		dec := yaml.NewDecoder(strings.NewReader(string(raw)))
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
 		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil {
-			return cfg, fmt.Errorf("config: %s: %w", path, err)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, yamlError(path, err)
+		}
+		if cfg.AdminKey != "" {
+			cfg.AdminKeyFrom = "file " + path
 		}
 	}
 	if err := env.ParseWithOptions(&cfg, env.Options{Prefix: "PARLEY_", Environment: envs}); err != nil {
 		return cfg, fmt.Errorf("config: environment: %w", err)
 	}
+	if envs["PARLEY_ADMIN_KEY"] != "" {
+		cfg.AdminKeyFrom = "environment PARLEY_ADMIN_KEY"
+	}
 
-	fs.String("config", path, "YAML configuration `file` (env PARLEY_CONFIG)")
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "`address` to serve HTTP, WebSocket and metrics on")
-	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "`directory` for the embedded store")
-	fs.StringVar(&cfg.StoreSync, "store-sync", cfg.StoreSync, "durability: full (survives power loss) or normal (survives a process crash)")
-	fs.StringVar(&cfg.AdminKey, "admin-key", cfg.AdminKey, "admin credential; generated and printed on first start if empty")
-	fs.DurationVar(&cfg.TokenTTL, "token-ttl", cfg.TokenTTL, "default and maximum token lifetime")
-	fs.BoolVar(&cfg.AllowRegistration, "allow-registration", cfg.AllowRegistration, "let users register themselves with a password")
-	fs.StringVar(&cfg.LoginPolicy, "login-policy", cfg.LoginPolicy, "multi-device policy: all, platform or class")
-	fs.DurationVar(&cfg.Heartbeat, "heartbeat", cfg.Heartbeat, "interval at which clients should ping")
-	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections silent for this long")
-	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, "largest WebSocket message accepted")
-	fs.IntVar(&cfg.MaxContentBytes, "max-content-bytes", cfg.MaxContentBytes, "largest message content accepted")
-	fs.IntVar(&cfg.QueueFrames, "queue-frames", cfg.QueueFrames, "per-connection outbound queue limit in frames")
-	fs.IntVar(&cfg.QueueBytes, "queue-bytes", cfg.QueueBytes, "per-connection outbound queue limit in bytes")
-	fs.IntVar(&cfg.CommitBatch, "commit-batch", cfg.CommitBatch, "most messages per group commit")
-	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, "offer per-message compression (permessage-deflate) to clients")
-	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's profiler at /debug/pprof/ (admin key required)")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful shutdown may take")
-	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
-	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "text or json")
+	fs.String("config", path, withEnv("config", "YAML configuration `file`"))
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, withEnv("listen", "`address` to serve HTTP, WebSocket, health (and metrics unless admin-addr is set) on"))
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", cfg.AdminAddr, withEnv("admin-addr", "separate `address` for /metrics and the profiler (empty: serve them on listen)"))
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, withEnv("data-dir", "`directory` for the embedded store"))
+	fs.StringVar(&cfg.StoreSync, "store-sync", cfg.StoreSync, withEnv("store-sync", "durability: full (survives power loss) or normal (survives a process crash)"))
+	fs.StringVar(&cfg.AdminKey, "admin-key", cfg.AdminKey, withEnv("admin-key", "admin `key`; when none is configured, the key generated on first start and stored in the data directory"))
+	// The default shown in help names the key's source, never the key.
+	fs.Lookup("admin-key").DefValue = ""
+	if cfg.AdminKeyFrom != "" {
+		fs.Lookup("admin-key").DefValue = "set by " + cfg.AdminKeyFrom
+	}
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", cfg.TokenTTL, withEnv("token-ttl", "default and maximum token lifetime"))
+	fs.BoolVar(&cfg.AllowRegistration, "allow-registration", cfg.AllowRegistration, withEnv("allow-registration", "let users register themselves with a password"))
+	fs.StringVar(&cfg.LoginPolicy, "login-policy", cfg.LoginPolicy, withEnv("login-policy", "multi-device policy: all, platform or class"))
+	fs.DurationVar(&cfg.Heartbeat, "heartbeat", cfg.Heartbeat, withEnv("heartbeat", "interval at which clients should ping"))
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, withEnv("idle-timeout", "close connections silent for this long"))
+	fs.IntVar(&cfg.MaxFrameBytes, "max-frame-bytes", cfg.MaxFrameBytes, withEnv("max-frame-bytes", "largest WebSocket message accepted"))
+	fs.IntVar(&cfg.MaxContentBytes, "max-content-bytes", cfg.MaxContentBytes, withEnv("max-content-bytes", "largest message content accepted"))
+	fs.IntVar(&cfg.QueueFrames, "queue-frames", cfg.QueueFrames, withEnv("queue-frames", "per-connection outbound queue limit in frames"))
+	fs.IntVar(&cfg.QueueBytes, "queue-bytes", cfg.QueueBytes, withEnv("queue-bytes", "per-connection outbound queue limit in bytes"))
+	fs.IntVar(&cfg.CommitBatch, "commit-batch", cfg.CommitBatch, withEnv("commit-batch", "most messages per group commit"))
+	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, withEnv("compression", "offer per-message compression (permessage-deflate) to clients"))
+	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, withEnv("pprof", "serve Go's profiler at /debug/pprof/ (admin key required)"))
+	fs.DurationVar(&cfg.ShutdownDrain, "shutdown-drain", cfg.ShutdownDrain, withEnv("shutdown-drain", "how long /readyz answers 503 before a shutdown stops accepting"))
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, withEnv("shutdown-timeout", "how long a graceful shutdown may take after the drain"))
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, withEnv("log-level", "debug, info, warn or error"))
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, withEnv("log-format", "text or json"))
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "admin-key" {
+			cfg.AdminKeyFrom = "flag --admin-key"
+		}
+	})
+	if cfg.AdminKey == "" {
+		cfg.AdminKeyFrom = ""
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("config: unexpected argument %q", fs.Arg(0))
 	}
 	return cfg, cfg.Validate()
+}
+
+// withEnv appends the environment variable of flag name to its usage.
+func withEnv(name, usage string) string {
+	return usage + " (env PARLEY_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + ")"
+}
+
+// yamlFieldNotFound matches yaml's message for an unknown key.
+var yamlFieldNotFound = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+
+// yamlError rewrites a YAML decoding error for an operator: unknown keys by
+// name and line, and value errors without Go type names.
+func yamlError(path string, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		if m := yamlFieldNotFound.FindStringSubmatch(e); m != nil {
+			msgs = append(msgs, fmt.Sprintf("line %s: unknown key %q (docs/operations.md lists the keys)", m[1], m[2]))
+			continue
+		}
+		e = strings.NewReplacer(
+			"into time.Duration", "as a duration (like 10s or 1h30m)",
+			"into int", "as a whole number",
+			"into bool", "as true or false",
+			"into string", "as a string",
+		).Replace(e)
+		msgs = append(msgs, e)
+	}
+	return fmt.Errorf("config: %s: %s", path, strings.Join(msgs, "; "))
 }

@@ -1,13 +1,23 @@
 // Package server wires Parley's services into one process: the embedded
 // store, accounts, the message service, presence, the WebSocket gateway and
-// the REST API, all served on one listener.
+// the REST API, served on one listener (and /metrics with the profiler on a
+// second one when Config.AdminAddr is set).
 //
 // # Lifecycle
 //
-// New opens the store and builds everything; Start listens and serves in the
-// background; Shutdown stops accepting, tells every client, drains the send
-// queue, flushes presence and closes the store, in that order. Shutdown is
-// idempotent and safe to call from a signal handler goroutine.
+// New takes the data directory's lock, opens the store and builds
+// everything; Start listens and serves in the background; Shutdown turns
+// /readyz to 503 and keeps serving for Config.ShutdownDrain (or until
+// EndDrain), then stops accepting, tells every client, drains the send
+// queue, flushes presence, closes the store and releases the lock, in that
+// order. Shutdown is idempotent and safe to call from a signal handler
+// goroutine.
+//
+// # Concurrency model
+//
+// The HTTP servers serve each request on its own goroutine; the services
+// own their goroutines (see their packages). The Server itself holds no
+// goroutine but those of http.Server.Serve, which Shutdown waits for.
 package server
 
 import (
@@ -45,13 +55,19 @@ type Server struct {
 	presence *presence.Registry
 	gateway  *gateway.Gateway
 	http     *http.Server
+	admin    *http.Server // nil unless cfg.AdminAddr is set
 	ready    atomic.Bool
+	lock     *os.File // the data directory's lock, held until Shutdown
 
-	listener net.Listener
-	serveErr chan error
-	shutdown sync.Once
-	done     chan struct{}
-	err      error
+	listener      net.Listener
+	adminListener net.Listener
+	serveErr      chan error
+	started       bool
+	shutdown      sync.Once
+	drainEnd      chan struct{} // closed by EndDrain
+	endDrain      sync.Once
+	done          chan struct{}
+	err           error
 }
 
 // New opens the store in cfg.DataDir and builds a server. If the store had no
@@ -63,8 +79,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	st, err := embedded.Open(ctx, cfg.DataDir, embedded.Options{Sync: cfg.StoreSync, Progress: log.Info})
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("server: open store: %w", err)
 	}
 	accounts, adminKey, err := account.New(ctx, st, account.Config{
@@ -74,12 +95,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	})
 	if err != nil {
 		st.Close()
+		lock.Close()
 		return nil, err
 	}
-	if adminKey != "" {
-		fmt.Fprintf(out, "\nParley generated an admin key for this data directory. It is shown only this once:\n\n    %s\n\nPass it as \"Authorization: Bearer <key>\" to the REST API. To replace it, set PARLEY_ADMIN_KEY.\n\n", adminKey)
+	switch {
+	case adminKey != "":
+		fmt.Fprintf(out, "\nParley generated an admin key for this data directory. It is shown only this once:\n\n    %s\n\nPass it as \"Authorization: Bearer <key>\" to the REST API. It stays in force on every start\nthat configures no admin_key (PARLEY_ADMIN_KEY); a configured key replaces it while it is set.\n\n", adminKey)
+		log.Info("admin key in force", "source", "generated now and stored in the data directory")
+	case cfg.AdminKey != "":
+		from := cfg.AdminKeyFrom
+		if from == "" {
+			from = "configuration"
+		}
+		log.Info("admin key in force", "source", from, "note", "the stored generated key, if any, is not accepted while a key is configured")
+	default:
+		log.Info("admin key in force", "source", "the key generated on first start, stored in the data directory")
 	}
-	s := &Server{cfg: cfg, log: log, store: st, accounts: accounts, done: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, store: st, accounts: accounts, lock: lock, drainEnd: make(chan struct{}), done: make(chan struct{})}
 	hub := gateway.NewHub(cfg.LoginPolicy)
 	s.messages = message.New(message.Config{MaxContentBytes: cfg.MaxContentBytes, MaxBatch: cfg.CommitBatch}, st, accounts, hub, log)
 	s.presence = presence.New(lastSeenStore{st}, func(p protocol.Presence) ([]byte, error) {
@@ -97,6 +129,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 		s.messages.Close()
 		s.presence.Close()
 		st.Close()
+		lock.Close()
 		return nil, err
 	}
 	accounts.OnRevoke(s.gateway.KickDevice)
@@ -105,12 +138,22 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	(&api.API{Accounts: accounts, Messages: s.messages, Gateway: s.gateway, Presence: s.presence, Backup: st.Backup, Log: log}).Routes(mux)
 	mux.Handle("GET /v1/ws", s.gateway)
 	mux.HandleFunc("/", api.NotFound)
-	if cfg.Pprof {
-		mux.Handle("/debug/pprof/", adminOnly(accounts, http.HandlerFunc(pprof.Index)))
-		mux.Handle("/debug/pprof/profile", adminOnly(accounts, http.HandlerFunc(pprof.Profile)))
-		mux.Handle("/debug/pprof/trace", adminOnly(accounts, http.HandlerFunc(pprof.Trace)))
+	ops := mux // where /metrics and the profiler are served
+	if cfg.AdminAddr != "" {
+		ops = http.NewServeMux()
+		s.admin = &http.Server{
+			Handler:           ops,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
 	}
-	mux.Handle("GET /metrics", metrics.Handler())
+	if cfg.Pprof {
+		ops.Handle("/debug/pprof/", adminOnly(accounts, http.HandlerFunc(pprof.Index)))
+		ops.Handle("/debug/pprof/profile", adminOnly(accounts, http.HandlerFunc(pprof.Profile)))
+		ops.Handle("/debug/pprof/trace", adminOnly(accounts, http.HandlerFunc(pprof.Trace)))
+	}
+	ops.Handle("GET /metrics", metrics.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !s.ready.Load() {
@@ -120,7 +163,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 		io.WriteString(w, "ready\n")
 	})
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           logRequests(log, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -147,22 +190,45 @@ func (l lastSeenStore) LastSeen(ctx context.Context, id string) (time.Time, erro
 	return u.LastSeen, err
 }
 
-// Start listens on cfg.Listen and serves in the background.
+// Start listens on cfg.Listen (and cfg.AdminAddr) and serves in the
+// background. If it fails, nothing listens; call Shutdown to close the store.
 func (s *Server) Start() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("server: listen: %w", err)
 	}
-	s.listener = ln
-	s.serveErr = make(chan error, 1)
+	var adminLn net.Listener
+	if s.admin != nil {
+		if adminLn, err = net.Listen("tcp", s.cfg.AdminAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("server: listen (admin_addr): %w", err)
+		}
+	}
+	s.listener, s.adminListener = ln, adminLn
+	s.serveErr = make(chan error, 2)
 	go func() { s.serveErr <- s.http.Serve(ln) }()
+	attrs := []any{"addr", ln.Addr().String()}
+	if adminLn != nil {
+		go func() { s.serveErr <- s.admin.Serve(adminLn) }()
+		attrs = append(attrs, "admin_addr", adminLn.Addr().String())
+	}
+	s.started = true
 	s.ready.Store(true)
-	s.log.Info("parley serving", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "store_sync", s.cfg.StoreSync, "login_policy", s.cfg.LoginPolicy)
+	s.log.Info("parley serving", append(attrs, "data_dir", s.cfg.DataDir, "store_sync", s.cfg.StoreSync, "login_policy", s.cfg.LoginPolicy)...)
 	return nil
 }
 
 // Addr is the address the server listens on, once started.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// AdminAddr is the address serving /metrics and the profiler once started:
+// Config.AdminAddr's listener, or Addr when that is empty.
+func (s *Server) AdminAddr() string {
+	if s.adminListener == nil {
+		return s.Addr()
+	}
+	return s.adminListener.Addr().String()
+}
 
 // Wait blocks until the server stops serving on its own (a listener error)
 // or Shutdown completes, and returns the cause.
@@ -179,16 +245,42 @@ func (s *Server) Wait() error {
 	}
 }
 
-// Shutdown stops the server gracefully within ctx: it stops accepting, waits
-// for REST requests, kicks every WebSocket client with a shutdown frame,
-// commits and delivers queued sends, flushes presence and closes the store.
+// EndDrain ends the drain period of a Shutdown in progress at once (an
+// operator's second signal); called earlier, it makes a later Shutdown skip
+// its drain. It is idempotent.
+func (s *Server) EndDrain() {
+	s.endDrain.Do(func() { close(s.drainEnd) })
+}
+
+// Shutdown stops the server gracefully. It first answers /readyz with 503
+// for Config.ShutdownDrain while serving everything as before, so that load
+// balancers take the server out of rotation (EndDrain or the end of ctx cut
+// the drain short). Then, within ctx, it stops accepting, waits for REST
+// requests, kicks every WebSocket client with a shutdown frame, commits and
+// delivers queued sends, flushes presence, closes the store and releases
+// the data directory's lock.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Do(func() {
 		defer close(s.done)
 		s.ready.Store(false)
+		if s.started && s.cfg.ShutdownDrain > 0 {
+			s.log.Info("draining: /readyz answers 503", "for", s.cfg.ShutdownDrain)
+			t := time.NewTimer(s.cfg.ShutdownDrain)
+			select {
+			case <-t.C:
+			case <-s.drainEnd:
+			case <-ctx.Done():
+			}
+			t.Stop()
+		}
 		var errs []error
 		if err := s.http.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("server: http shutdown: %w", err))
+		}
+		if s.admin != nil {
+			if err := s.admin.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("server: admin http shutdown: %w", err))
+			}
 		}
 		if err := s.gateway.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
@@ -198,8 +290,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("server: close store: %w", err))
 		}
+		s.lock.Close() // releases the lock
 		s.err = errors.Join(errs...)
-		s.log.Info("parley stopped", "err", s.err)
+		switch {
+		case s.err != nil:
+			s.log.Error("parley stopped with errors", "err", s.err)
+		case s.started:
+			s.log.Info("parley stopped")
+		}
 	})
 	<-s.done
 	return s.err
