@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -148,18 +149,81 @@ var adminCmds = []adminCmd{
 	},
 	{
 		name: "send", summary: "send a message as a user or as the system account",
-		about:   "Sends one message to --to, from --from or, without it, from the system account, and prints its ack.",
+		about:   "Sends one message to user --to or conversation --conv, from --from or, without it, from the system account, and prints its ack.",
 		example: `parley send --to bob --content '{"text":"Your order shipped"}'`,
 		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
 			from := fs.String("from", "", "sender user `id` (the system account if empty)")
 			to := fs.String("to", "", "recipient user `id`")
+			conv := fs.String("conv", "", "instead of --to: a conversation `id` such as g:team (the sender must be a member)")
 			ctype := fs.String("ctype", "text", "content `type`")
 			content := fs.String("content", "", "content as `JSON`, e.g. '{\"text\":\"hi\"}'")
 			return func(ctx context.Context, c *admin.Client, _ []string) (any, error) {
+				if (*to == "") == (*conv == "") {
+					return nil, errUsage("give one of --to and --conv")
+				}
 				if !json.Valid([]byte(*content)) {
 					return nil, errUsage(`--content must be JSON, e.g. '{"text":"hi"}'`)
 				}
-				return c.Send(ctx, admin.Message{From: *from, To: *to, ContentType: *ctype, Content: json.RawMessage(*content)})
+				return c.Send(ctx, admin.Message{From: *from, To: *to, Conversation: *conv, ContentType: *ctype, Content: json.RawMessage(*content)})
+			}
+		},
+	},
+	{
+		name: "group create", args: []string{"ID"}, summary: "create a group conversation",
+		about:   "Creates the group ID (conversation g:ID) with the users of --members as its first members.",
+		example: "parley group create team --members alice,bob,carol",
+		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
+			members := fs.String("members", "", "comma-separated user `ids`")
+			return func(ctx context.Context, c *admin.Client, args []string) (any, error) {
+				return c.CreateGroup(ctx, args[0], splitList(*members))
+			}
+		},
+	},
+	{
+		name: "group members", args: []string{"ID"}, summary: "list a group's members",
+		about:   "Lists the current members of group ID.",
+		example: "parley group members team",
+		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
+			return func(ctx context.Context, c *admin.Client, args []string) (any, error) {
+				return c.GroupMembers(ctx, args[0])
+			}
+		},
+	},
+	{
+		name: "group add", args: []string{"ID"}, summary: "add members to a group",
+		about:   "Adds the users of --users to group ID. They see messages from now on, or the whole history with --full-history.",
+		example: "parley group add team --users dave",
+		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
+			users := fs.String("users", "", "comma-separated user `ids`")
+			full := fs.Bool("full-history", false, "let the new members read the whole history")
+			return func(ctx context.Context, c *admin.Client, args []string) (any, error) {
+				return c.AddMembers(ctx, args[0], splitList(*users), *full)
+			}
+		},
+	},
+	{
+		name: "group remove", args: []string{"ID", "USER"}, summary: "remove a member from a group",
+		about:   "Removes USER from group ID: they keep what they saw and get nothing after.",
+		example: "parley group remove team carol",
+		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
+			return func(ctx context.Context, c *admin.Client, args []string) (any, error) {
+				return map[string]string{"removed": args[1]}, c.RemoveMember(ctx, args[0], args[1])
+			}
+		},
+	},
+	{
+		name: "backup", args: []string{"DIR"}, summary: "write a consistent backup of the running server's store",
+		about: "Has the running server copy its data directory into DIR, a new directory on the server's machine " +
+			"(an absolute path, or one relative to this command's working directory when the server runs here). " +
+			"The backup holds the token signing key in clear: protect it (docs/operations.md).",
+		example: "parley backup /var/backups/parley/$(date +%F)",
+		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
+			return func(ctx context.Context, c *admin.Client, args []string) (any, error) {
+				dir, err := filepath.Abs(args[0])
+				if err != nil {
+					return nil, err
+				}
+				return map[string]string{"backup": dir}, c.Backup(ctx, dir)
 			}
 		},
 	},
@@ -319,4 +383,15 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

@@ -207,3 +207,41 @@ func TestServeRefusesAUsedDataDirAndReportsBindErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestGroupsAndBackupFromTheCommandLine(t *testing.T) {
+	s := cliServer(t)
+	for _, u := range []string{"alice", "bob", "carol"} {
+		s.User(t, u, "web", "w1")
+	}
+	ok := func(args ...string) string {
+		t.Helper()
+		code, out, errOut := parley(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	if out := ok("group", "create", "team", "--members", "alice, bob"); !strings.Contains(out, `"conv": "g:team"`) && !strings.Contains(out, `"conv":"g:team"`) {
+		t.Errorf("group create printed %s", out)
+	}
+	ok("group", "add", "team", "--users", "carol")
+	if out := ok("group", "members", "team"); !strings.Contains(out, "carol") {
+		t.Errorf("group members printed %s", out)
+	}
+	ok("send", "--from", "alice", "--conv", "g:team", "--content", `{"text":"hi team"}`)
+	ok("group", "remove", "team", "bob")
+	if out := ok("group", "members", "team"); strings.Contains(out, "bob") {
+		t.Errorf("bob still listed after removal: %s", out)
+	}
+	if code, _, errOut := parley(t, "send", "--to", "bob", "--conv", "g:team", "--content", `{}`); code == 0 || !strings.Contains(errOut, "one of --to and --conv") {
+		t.Errorf("send with --to and --conv: exit %d: %s", code, errOut)
+	}
+	dir := filepath.Join(t.TempDir(), "backup")
+	ok("backup", dir)
+	if _, err := os.Stat(filepath.Join(dir, "messages")); err != nil {
+		t.Errorf("backup has no message log: %v", err)
+	}
+	if code, _, errOut := parley(t, "backup", dir); code == 0 || !strings.Contains(errOut, "already_exists") {
+		t.Errorf("backup into an existing directory: exit %d: %s", code, errOut)
+	}
+}
