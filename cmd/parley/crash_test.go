@@ -16,13 +16,16 @@ import (
 
 	"github.com/parleyim/parley/admin"
 	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/conversation"
 	"github.com/parleyim/parley/protocol"
 )
 
 // TestCrashLosesNoAcknowledgedMessage kills the server with SIGKILL while
-// clients send continuously, restarts it on the same data directory, and
-// checks that every acknowledged message is stored exactly once and in order,
-// and that the clients reconnected and delivered everything on their own.
+// clients send continuously, to one-to-one conversations and to a group,
+// restarts it on the same data directory, and checks that every
+// acknowledged message is stored exactly once and in order, and that the
+// clients reconnected and delivered everything on their own, group members
+// included.
 func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -51,19 +54,43 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 	ctx := context.Background()
 	adm := &admin.Client{BaseURL: base, Key: key}
 	const pairs = 4
+	const group = "g:crash"
 	var mu sync.Mutex
-	acked := map[string][]protocol.Ack{} // by sender, in send order
+	acked := map[string][]protocol.Ack{}      // one-to-one, by sender, in send order
+	groupAcked := map[string][]protocol.Ack{} // to the group, by sender, in send order
 	received := map[string][]protocol.Message{}
+	// record keeps what user's client delivers in conv.
+	record := func(user, conv string) func(protocol.Message) {
+		return func(m protocol.Message) {
+			if m.Conversation == conv {
+				mu.Lock()
+				received[user] = append(received[user], m)
+				mu.Unlock()
+			}
+		}
+	}
+	var groupMembers []string
+	for i := range pairs {
+		groupMembers = append(groupMembers, fmt.Sprint("s", i))
+	}
+	readers := []string{"m0", "m1"} // in the group only to read
+	for _, u := range append(groupMembers, readers...) {
+		if _, err := adm.CreateUser(ctx, admin.NewUser{ID: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := adm.CreateGroup(ctx, "crash", append(groupMembers, readers...)); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range readers {
+		dialCrashClient(t, adm, u, record(u, group))
+	}
 	stop := make(chan struct{})
 	var senders sync.WaitGroup
 	for i := range pairs {
 		from, to := fmt.Sprint("s", i), fmt.Sprint("r", i)
 		sender := dialCrashClient(t, adm, from, nil)
-		dialCrashClient(t, adm, to, func(m protocol.Message) {
-			mu.Lock()
-			received[to] = append(received[to], m)
-			mu.Unlock()
-		})
+		dialCrashClient(t, adm, to, record(to, conversation.DirectID(from, to)))
 		senders.Go(func() {
 			for n := 0; ; n++ {
 				select {
@@ -72,14 +99,25 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 				default:
 				}
 				sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				ack, err := sender.Send(sctx, to, "text", json.RawMessage(fmt.Sprintf(`{"n":%d}`, n)))
+				content := json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))
+				var ack protocol.Ack
+				var err error
+				if n%2 == 0 {
+					ack, err = sender.Send(sctx, to, "text", content)
+				} else {
+					ack, err = sender.SendTo(sctx, group, "text", content)
+				}
 				cancel()
 				if err != nil {
 					t.Errorf("%s: send %d: %v", from, n, err)
 					return
 				}
 				mu.Lock()
-				acked[from] = append(acked[from], ack)
+				if n%2 == 0 {
+					acked[from] = append(acked[from], ack)
+				} else {
+					groupAcked[from] = append(groupAcked[from], ack)
+				}
 				mu.Unlock()
 			}
 		})
@@ -90,6 +128,9 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 		defer mu.Unlock()
 		n := 0
 		for _, a := range acked {
+			n += len(a)
+		}
+		for _, a := range groupAcked {
 			n += len(a)
 		}
 		return n
@@ -103,26 +144,23 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 	close(stop)
 	senders.Wait()
 
-	for i := range pairs {
-		from, to := fmt.Sprint("s", i), fmt.Sprint("r", i)
-		mu.Lock()
-		acks := append([]protocol.Ack(nil), acked[from]...)
-		mu.Unlock()
-		conv := acks[0].Conversation
-		stored := pullAll(t, base, key, to, conv)
-		// Every acknowledged message is stored once, at its acked seq, and
-		// the sender's messages are in send order.
+	// checkStored checks that every acknowledged message of each sender is
+	// stored once, at its acked seq, in send order, and that the stored seqs
+	// have no gap.
+	checkStored := func(conv string, stored []protocol.Message, acksBySender map[string][]protocol.Ack) {
 		bySeq := map[int64]protocol.Message{}
 		for _, m := range stored {
 			bySeq[m.Seq] = m
 		}
-		for j, a := range acks {
-			m, ok := bySeq[a.Seq]
-			if !ok || m.ClientID != a.ClientID || m.ServerID != a.ServerID {
-				t.Fatalf("%s: acked message %d (seq %d) is missing or different after the crash: %+v", from, j, a.Seq, m)
-			}
-			if j > 0 && a.Seq <= acks[j-1].Seq {
-				t.Fatalf("%s: message %d has seq %d after %d", from, j, a.Seq, acks[j-1].Seq)
+		for from, acks := range acksBySender {
+			for j, a := range acks {
+				m, ok := bySeq[a.Seq]
+				if !ok || m.ClientID != a.ClientID || m.ServerID != a.ServerID || m.From != from {
+					t.Fatalf("%s: %s's acked message %d (seq %d) is missing or different after the crash: %+v", conv, from, j, a.Seq, m)
+				}
+				if j > 0 && a.Seq <= acks[j-1].Seq {
+					t.Fatalf("%s: %s's message %d has seq %d after %d", conv, from, j, a.Seq, acks[j-1].Seq)
+				}
 			}
 		}
 		for j, m := range stored {
@@ -130,31 +168,47 @@ func TestCrashLosesNoAcknowledgedMessage(t *testing.T) {
 				t.Fatalf("%s: stored seqs have a gap at %d", conv, j+1)
 			}
 		}
-		// The receiver reconnected by itself and delivered everything once, in order.
-		waitUntil(t, to+" catch-up", func() bool {
+	}
+	// checkDelivered checks that user's client reconnected by itself and
+	// delivered every stored message once, in order.
+	checkDelivered := func(user string, stored []protocol.Message) {
+		waitUntil(t, user+" catch-up", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
-			return len(received[to]) >= len(stored)
+			return len(received[user]) >= len(stored)
 		})
 		mu.Lock()
-		got := received[to]
+		got := received[user]
 		mu.Unlock()
 		if len(got) != len(stored) {
-			t.Fatalf("%s delivered %d messages, %d stored", to, len(got), len(stored))
+			t.Fatalf("%s delivered %d messages, %d stored", user, len(got), len(stored))
 		}
 		for j, m := range got {
 			if m.Seq != int64(j+1) {
-				t.Fatalf("%s: delivery %d has seq %d", to, j, m.Seq)
+				t.Fatalf("%s: delivery %d has seq %d", user, j, m.Seq)
 			}
 		}
 	}
-	t.Logf("acked %d messages, %d of them before the SIGKILL", countAcked(), before)
+	// The senders have stopped: the acks no longer change.
+	for i := range pairs {
+		from, to := fmt.Sprint("s", i), fmt.Sprint("r", i)
+		conv := conversation.DirectID(from, to)
+		stored := pullAll(t, base, key, to, conv)
+		checkStored(conv, stored, map[string][]protocol.Ack{from: acked[from]})
+		checkDelivered(to, stored)
+	}
+	stored := pullAll(t, base, key, readers[0], group)
+	checkStored(group, stored, groupAcked)
+	for _, u := range readers {
+		checkDelivered(u, stored)
+	}
+	t.Logf("acked %d messages, %d of them before the SIGKILL; %d in the group", countAcked(), before, len(stored))
 }
 
 func dialCrashClient(t *testing.T, adm *admin.Client, user string, onMessage func(protocol.Message)) *client.Client {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := adm.CreateUser(ctx, admin.NewUser{ID: user}); err != nil {
+	if _, err := adm.CreateUser(ctx, admin.NewUser{ID: user}); err != nil && protocol.AsError(err).Code != protocol.CodeAlreadyExists {
 		t.Fatal(err)
 	}
 	tok, err := adm.IssueToken(ctx, user, "linux", "d1", 0)
