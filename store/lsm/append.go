@@ -29,6 +29,9 @@ func (l *Log) AppendMessages(ctx context.Context, batch []store.NewMessage) ([]s
 	if l.closed {
 		return nil, fmt.Errorf("lsm: append messages: %w", pebble.ErrClosed)
 	}
+	if f := l.filter; f.ready.Load() && f.full() {
+		l.startFilterLocked(2 * int(f.keys.Load()))
+	}
 	a := appender{l: l, b: l.db.NewBatch(), results: make([]store.AppendResult, len(batch)),
 		heads: make(map[string]*head), senders: make(map[userConv]*member), originals: make(map[clientRef]store.Message)}
 	defer a.b.Close()
@@ -110,7 +113,9 @@ func (a *appender) append(m *store.NewMessage, version int64) (store.AppendResul
 	h.maxSeq = msg.Seq
 	a.b.Set(messageKey(msg.Conversation, msg.Seq), encodeMessage(&msg), nil)
 	if m.ClientID != "" {
-		a.b.Set(clientKey(m.Sender, m.ClientID), enc(nil).str(msg.Conversation).int(msg.Seq), nil)
+		key := clientKey(m.Sender, m.ClientID)
+		a.b.Set(key, enc(nil).str(msg.Conversation).int(msg.Seq), nil)
+		a.l.filter.add(key) // a failed commit leaves it behind: a false positive, harmless
 		a.originals[ref] = msg
 	}
 	if h.kind == conversation.Direct {
@@ -128,9 +133,13 @@ func (a *appender) append(m *store.NewMessage, version int64) (store.AppendResul
 
 // original looks up the message a client ID was used for before this batch.
 func (a *appender) original(ref clientRef) (store.Message, bool, error) {
+	key := clientKey(ref.sender, ref.clientID)
+	if a.l.filter.absent(key) {
+		return store.Message{}, false, nil
+	}
 	var conv string
 	var seq int64
-	found, err := get(a.l.db, clientKey(ref.sender, ref.clientID), func(d *dec) { conv, seq = d.str(), d.int() })
+	found, err := get(a.l.db, key, func(d *dec) { conv, seq = d.str(), d.int() })
 	if err != nil || !found {
 		return store.Message{}, false, err
 	}

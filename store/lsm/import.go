@@ -82,7 +82,11 @@ func (im *Importer) Member(m ImportedMember, kind string) error {
 func (im *Importer) Message(m store.Message) error {
 	im.b.Set(messageKey(m.Conversation, m.Seq), encodeMessage(&m), nil)
 	if m.ClientID != "" {
-		im.b.Set(clientKey(m.Sender, m.ClientID), enc(nil).str(m.Conversation).int(m.Seq), nil)
+		key := clientKey(m.Sender, m.ClientID)
+		im.b.Set(key, enc(nil).str(m.Conversation).int(m.Seq), nil)
+		im.l.mu.Lock()
+		im.l.filter.add(key) // the filter's snapshot predates the import
+		im.l.mu.Unlock()
 	}
 	return im.flushIfFull()
 }

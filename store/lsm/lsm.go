@@ -24,12 +24,16 @@
 // commits it, with a sync when Options.NoSync is false, before releasing the
 // mutex: versions become visible in the order they were taken. The writer
 // keeps conversation heads in a bounded cache, valid because it is the only
-// writer (the data directory is locked by the server). Reads take a Pebble
-// snapshot or iterator and never wait for the writer.
+// writer (the data directory is locked by the server), and an in-memory
+// Bloom filter of client ids in front of the dedupe lookup (filter.go),
+// filled from a snapshot by a background goroutine at open and when it is
+// outgrown. Reads take a Pebble snapshot or iterator and never wait for the
+// writer.
 //
 // # Lifecycle
 //
-// Open opens or creates the database; Close flushes and closes it and is
+// Open opens or creates the database and starts the filter's fill; Close
+// stops the fill, waits for it, flushes and closes the database, and is
 // idempotent. Pebble runs its own flush and compaction goroutines, which
 // Close stops.
 package lsm
@@ -66,14 +70,17 @@ type Options struct {
 // Log is the message log. Its methods are safe for concurrent use.
 type Log struct {
 	db    *pebble.DB
-	cache *pebble.Cache
 	write *pebble.WriteOptions
 
 	mu      sync.Mutex // serialises writes; guards the fields below
 	version int64      // the last version taken
 	heads   map[string]*head
 	maxHead int
+	filter  *clientFilter // replaced, when it is full, by a bigger one
 	closed  bool
+
+	stopFill chan struct{}  // closed by Close: background filter fills end
+	fills    sync.WaitGroup // the filter fills running
 }
 
 // Open opens the log in dir, creating it if needed.
@@ -84,9 +91,11 @@ func Open(dir string, opts Options) (*Log, error) {
 	if opts.HeadCache <= 0 {
 		opts.HeadCache = 1 << 18
 	}
-	cache := pebble.NewCache(opts.CacheBytes)
 	po := &pebble.Options{
-		Cache:        cache,
+		// A cache of our own (Options.Cache) stayed empty in Pebble
+		// v2.1.7, and every lookup decompressed its blocks again; the
+		// one Pebble makes from CacheSize works.
+		CacheSize:    opts.CacheBytes,
 		MemTableSize: 32 << 20,
 		// Two compactions at once: with one, the backlog grew under
 		// sustained writes on a two-core machine.
@@ -101,10 +110,9 @@ func Open(dir string, opts Options) (*Log, error) {
 	po.EnsureDefaults()
 	db, err := pebble.Open(dir, po)
 	if err != nil {
-		cache.Unref()
 		return nil, fmt.Errorf("lsm: open %s: %w", dir, err)
 	}
-	l := &Log{db: db, cache: cache, write: pebble.Sync, heads: make(map[string]*head), maxHead: opts.HeadCache}
+	l := &Log{db: db, write: pebble.Sync, heads: make(map[string]*head), maxHead: opts.HeadCache, stopFill: make(chan struct{})}
 	if opts.NoSync {
 		l.write = pebble.NoSync
 	}
@@ -114,7 +122,25 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.version = v
+	l.mu.Lock()
+	l.startFilterLocked(minCapacity)
+	l.mu.Unlock()
 	return l, nil
+}
+
+// startFilterLocked puts a new, empty filter for capacity keys in front of
+// the dedupe lookup and fills it in the background from a snapshot; the
+// writer adds what it writes from now on. The caller holds l.mu.
+func (l *Log) startFilterLocked(capacity int) {
+	f := newClientFilter(capacity)
+	snap := l.db.NewSnapshot()
+	l.filter = f
+	l.fills.Go(func() {
+		if err := f.fill(snap, l.stopFill); err != nil {
+			// The filter stays unready: every lookup goes to Pebble.
+			quietLogger{}.Errorf("lsm: fill the client-id filter: %v", err)
+		}
+	})
 }
 
 // Close flushes the memtable and closes the database. It is idempotent.
@@ -125,9 +151,9 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
-	err := l.db.Close()
-	l.cache.Unref()
-	if err != nil {
+	close(l.stopFill)
+	l.fills.Wait()
+	if err := l.db.Close(); err != nil {
 		return fmt.Errorf("lsm: close: %w", err)
 	}
 	return nil
