@@ -42,11 +42,8 @@ func (s *Service) stopFanout() {
 // fanOut encodes m once and hands it to the workers of its audience: the
 // two users of a direct conversation, or a group's current members.
 func (s *Service) fanOut(m store.Message, origin router.Device) {
-	frame, err := EncodePush(protocol.TypeMessage, toWire(m))
-	if err != nil {
-		s.log.Error("encode message frame", "err", err)
-		return
-	}
+	wire := toWire(m)
+	frame := protocol.AppendMessagePush(make([]byte, 0, 160+len(m.Content)), &wire)
 	if lo, hi, ok := conversation.Pair(m.Conversation); ok {
 		s.enqueue(s.audience.worker(lo), fanoutTask{users: []string{lo}, frame: frame, except: origin})
 		if hi != lo {

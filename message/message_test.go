@@ -310,6 +310,8 @@ func TestServerIDsAreUniqueAndOrdered(t *testing.T) {
 	}
 }
 
+// BenchmarkEncodePush encodes a pushed frame with encoding/json, as every
+// push but the message push is (that one is protocol.AppendMessagePush).
 func BenchmarkEncodePush(b *testing.B) {
 	m := protocol.Message{Conversation: "d:alice:bob", Seq: 12345, ServerID: "0123456789abcdefghijklmn", ClientID: "c-123456",
 		From: "alice", To: "bob", ContentType: "text", Content: json.RawMessage(`{"text":"hello there, how are you today?"}`), Time: time.Now().UnixMilli()}

@@ -1,0 +1,53 @@
+package protocol
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendMessagePush appends the message push frame of m,
+// {"type":"message","data":{…}}, to dst: the same bytes as json.Marshal of
+// the frame with m as data, written without reflection because every
+// committed message is encoded once on the hot path. m.Content must be
+// compact JSON, as the server stores it.
+func AppendMessagePush(dst []byte, m *Message) []byte {
+	dst = append(dst, `{"type":"message","data":{"conv":`...)
+	dst = appendString(dst, m.Conversation)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendInt(dst, m.Seq, 10)
+	dst = append(dst, `,"sid":`...)
+	dst = appendString(dst, m.ServerID)
+	dst = append(dst, `,"cid":`...)
+	dst = appendString(dst, m.ClientID)
+	dst = append(dst, `,"from":`...)
+	dst = appendString(dst, m.From)
+	if m.To != "" {
+		dst = append(dst, `,"to":`...)
+		dst = appendString(dst, m.To)
+	}
+	dst = append(dst, `,"ctype":`...)
+	dst = appendString(dst, m.ContentType)
+	dst = append(dst, `,"content":`...)
+	if len(m.Content) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, m.Content...)
+	}
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, m.Time, 10)
+	return append(dst, "}}"...)
+}
+
+// appendString appends s as a JSON string, as encoding/json writes it.
+func appendString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= utf8.RuneSelf {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(dst, q...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
