@@ -128,7 +128,7 @@ func (c *conn) kick(code protocol.Code, msg string) {
 		status = ws.StatusProtocolError
 	case protocol.CodeKickShutdown:
 		status = ws.StatusGoingAway
-	case protocol.CodeKickPolicy, protocol.CodeKickReplaced, protocol.CodeKickAdmin, protocol.CodeKickRevoked:
+	case protocol.CodeKickPolicy, protocol.CodeKickReplaced, protocol.CodeKickAdmin, protocol.CodeKickRevoked, protocol.CodeKickDeactivated:
 		status = ws.StatusPolicyViolation
 	}
 	if c.closeWith(outFrame{frame, opText}, outFrame{ws.NewCloseFrameBody(status, string(code)), opClose}) {

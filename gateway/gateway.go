@@ -546,6 +546,8 @@ func kickMessage(code protocol.Code) string {
 		return "the token was revoked"
 	case protocol.CodeKickExpired:
 		return "the token expired; reconnect with a new one"
+	case protocol.CodeKickDeactivated:
+		return "the user was deactivated"
 	default:
 		return string(code)
 	}

@@ -105,7 +105,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	mux := http.NewServeMux()
 	(&api.API{Accounts: accounts, Messages: s.messages, Gateway: s.gateway, Presence: s.presence, Log: log}).Routes(mux)
 	mux.Handle("GET /v1/ws", s.gateway)
-	mux.HandleFunc("/", api.NotFound)
 	if cfg.Pprof {
 		mux.Handle("/debug/pprof/", adminOnly(accounts, http.HandlerFunc(pprof.Index)))
 		mux.Handle("/debug/pprof/profile", adminOnly(accounts, http.HandlerFunc(pprof.Profile)))
@@ -121,7 +120,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 		io.WriteString(w, "ready\n")
 	})
 	s.http = &http.Server{
-		Handler:           mux,
+		Handler:           api.Handler(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
