@@ -35,7 +35,7 @@ func newTestGateway(t testing.TB, cfg Config) *Gateway {
 	}
 	t.Cleanup(func() {
 		g.Shutdown(context.Background())
-		pres.Close()
+		pres.Close(context.Background())
 	})
 	return g
 }

@@ -96,7 +96,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	}, accounts, hub, s.messages, s.presence, log)
 	if err != nil {
 		s.messages.Close()
-		s.presence.Close()
+		s.presence.Close(ctx)
 		st.Close()
 		return nil, err
 	}
@@ -194,7 +194,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 		s.messages.Close()
-		s.presence.Close()
+		if err := s.presence.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("server: flush last seen: %w", err))
+		}
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("server: close store: %w", err))
 		}
