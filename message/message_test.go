@@ -97,10 +97,11 @@ func TestAckOnlyAfterCommit(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	fan.mu.Lock()
-	if len(fan.frames) != 0 {
+	early := len(fan.frames)
+	fan.mu.Unlock() // before failing: a Fatal holding fan.mu hangs the delivery goroutine
+	if early != 0 {
 		t.Fatal("delivered before the store committed")
 	}
-	fan.mu.Unlock()
 
 	close(st.gate)
 	a := <-acked
