@@ -309,6 +309,9 @@ func (s *Service) ListUsers(ctx context.Context, q store.UserQuery) (users []sto
 // connections with the kick code. It returns how many it closed. Revoking
 // before closing means a kicked device cannot come straight back.
 func (s *Service) Revoke(ctx context.Context, user, device string, code protocol.Code) (int, error) {
+	if device != "" && !devicePattern.MatchString(device) {
+		return 0, protocol.Errorf(protocol.CodeInvalidArgument, "device must be 1-64 letters, digits, '.', '_', ':' or '-'")
+	}
 	if _, err := s.User(ctx, user); err != nil {
 		return 0, err
 	}

@@ -162,12 +162,16 @@ func (a *API) serve(acc access, h handlerFunc, r *http.Request) (int, any, error
 			return 0, nil, protocol.Errorf(protocol.CodeUnauthenticated, "an Authorization: Bearer credential is required")
 		case a.Accounts.IsAdmin(cred):
 			who.admin = true
-		case acc == adminOnly:
-			return 0, nil, protocol.Errorf(protocol.CodeForbidden, "this endpoint needs the admin key")
 		default:
+			// A credential that does not verify (a wrong admin key
+			// included) is 401; a valid user token where the admin key is
+			// needed is 403.
 			claims, err := a.Accounts.Verify(cred)
 			if err != nil {
 				return 0, nil, err
+			}
+			if acc == adminOnly {
+				return 0, nil, protocol.Errorf(protocol.CodeForbidden, "this endpoint needs the admin key")
 			}
 			who.user = claims.User
 		}

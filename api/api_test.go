@@ -230,3 +230,24 @@ func TestDeactivate(t *testing.T) {
 func adminMessage(from, to, text string) admin.Message {
 	return admin.Message{From: from, To: to, ContentType: "text", Content: json.RawMessage(`{"text":"` + text + `"}`)}
 }
+
+func TestAdminCredentials(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	alice := s.User(t, "alice", "web", "a1")
+	tests := []struct {
+		name, method, path, auth string
+		code                     protocol.Code
+	}{
+		{"no credential", "GET", "/v1/users", "", protocol.CodeUnauthenticated},
+		{"wrong admin key", "GET", "/v1/users", "Bearer not-the-key", protocol.CodeUnauthenticated},
+		{"user token", "GET", "/v1/users", "Bearer " + alice, protocol.CodeForbidden},
+		{"malformed device to kick", "POST", "/v1/users/alice/kick?device=a%20b", adminAuth, protocol.CodeInvalidArgument},
+		{"malformed device to revoke", "DELETE", "/v1/users/alice/tokens?device=a%2Fb", adminAuth, protocol.CodeInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, _, body := call(t, s, tt.method, tt.path, tt.auth, "")
+			wantError(t, status, body, tt.code)
+		})
+	}
+}
