@@ -25,6 +25,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/crypto/argon2"
+
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/store"
 )
@@ -80,8 +82,12 @@ type Service struct {
 	signingKey []byte
 	adminHash  [sha256.Size]byte
 	hashSlots  chan struct{}
+	idKey      func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte // argon2.IDKey
 	now        func() time.Time
-	known      sync.Map // user ids known to exist
+
+	knownMu  sync.Mutex
+	known    map[string]struct{} // active users seen to exist; guarded by knownMu
+	knownMax int                 // known is emptied when it reaches this size
 
 	mu          sync.RWMutex
 	revocations map[revocationKey]time.Time // guarded by mu
@@ -108,8 +114,11 @@ func New(ctx context.Context, st Store, cfg Config) (s *Service, newAdminKey str
 		cfg:         cfg,
 		store:       st,
 		hashSlots:   make(chan struct{}, cfg.HashConcurrency),
+		idKey:       argon2.IDKey,
 		now:         time.Now,
 		revocations: make(map[revocationKey]time.Time),
+		known:       make(map[string]struct{}),
+		knownMax:    knownCacheSize,
 	}
 	key, err := st.SetMetaValue(ctx, metaSigningKey, randomString(32))
 	if err != nil {
@@ -307,6 +316,9 @@ func (s *Service) ListUsers(ctx context.Context, q store.UserQuery) (users []sto
 // connections with the kick code. It returns how many it closed. Revoking
 // before closing means a kicked device cannot come straight back.
 func (s *Service) Revoke(ctx context.Context, user, device string, code protocol.Code) (int, error) {
+	if device != "" && !devicePattern.MatchString(device) {
+		return 0, protocol.Errorf(protocol.CodeInvalidArgument, "device must be 1-64 letters, digits, '.', '_', ':' or '-'")
+	}
 	if _, err := s.User(ctx, user); err != nil {
 		return 0, err
 	}
@@ -330,13 +342,19 @@ func (s *Service) Revoke(ctx context.Context, user, device string, code protocol
 }
 
 // BearerToken returns the credential of an Authorization header value of the
-// Bearer scheme (matched case-insensitively), or "" for any other value.
+// Bearer scheme, or "" for any other value. As RFC 9110 (section 11.4) has
+// it, the scheme is case-insensitive and one or more spaces separate it from
+// the credential, which is a single token68 word: no spaces inside.
 func BearerToken(header string) string {
 	scheme, cred, ok := strings.Cut(header, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return ""
 	}
-	return strings.TrimSpace(cred)
+	cred = strings.TrimLeft(cred, " ")
+	if strings.ContainsAny(cred, " \t") {
+		return ""
+	}
+	return cred
 }
 
 func (s *Service) revokedBefore(user, device string) time.Time {
@@ -366,10 +384,21 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// UserExists reports whether a user exists. Positive answers are cached:
-// users are never deleted.
+// knownCacheSize bounds the cache of users known to exist: at 64-byte ids,
+// a few MiB at most.
+const knownCacheSize = 1 << 16
+
+// UserExists reports whether a user exists and is active (not deactivated):
+// whether messages may be sent to them. Positive answers are cached in a
+// bounded set, emptied when full; Deactivate drops its user from it.
 func (s *Service) UserExists(ctx context.Context, id string) (bool, error) {
-	if _, ok := s.known.Load(id); ok {
+	if s.Deactivated(id) {
+		return false, nil
+	}
+	s.knownMu.Lock()
+	_, ok := s.known[id]
+	s.knownMu.Unlock()
+	if ok {
 		return true, nil
 	}
 	_, err := s.store.User(ctx, id)
@@ -379,6 +408,62 @@ func (s *Service) UserExists(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("account: user exists: %w", err)
 	}
-	s.known.Store(id, struct{}{})
+	s.knownMu.Lock()
+	if len(s.known) >= s.knownMax {
+		clear(s.known)
+	}
+	s.known[id] = struct{}{}
+	s.knownMu.Unlock()
+	// A deactivation that ran since the check above dropped id before it
+	// was added: look again so the cache never keeps a deactivated user.
+	if s.Deactivated(id) {
+		s.forgetKnown(id)
+		return false, nil
+	}
 	return true, nil
+}
+
+func (s *Service) forgetKnown(id string) {
+	s.knownMu.Lock()
+	delete(s.known, id)
+	s.knownMu.Unlock()
+}
+
+// deactivatedBefore is the Before of the every-device revocation that
+// deactivates a user: no token, issued before or after, verifies again, and
+// since revocations only move forward, deactivation is permanent.
+var deactivatedBefore = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// Deactivated reports whether the user was deactivated. It reads memory only.
+func (s *Service) Deactivated(user string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return !s.revocations[revocationKey{user, ""}].Before(deactivatedBefore)
+}
+
+// Deactivate ends a user's account for good: every token of theirs stops
+// verifying (with user_deactivated), no new one can be minted, messages can
+// no longer be sent to them, and their live connections get the kick
+// user_deactivated. Their profile and the messages of their conversations
+// stay, and the id stays taken. It returns how many connections it closed,
+// and is idempotent. The system account cannot be deactivated.
+func (s *Service) Deactivate(ctx context.Context, user string) (int, error) {
+	if user == SystemUser {
+		return 0, protocol.Errorf(protocol.CodeReservedUser, "the system account cannot be deactivated")
+	}
+	if _, err := s.User(ctx, user); err != nil {
+		return 0, err
+	}
+	if err := s.store.Revoke(ctx, store.Revocation{User: user, Before: deactivatedBefore}); err != nil {
+		return 0, fmt.Errorf("account: deactivate: %w", err)
+	}
+	s.mu.Lock()
+	s.revocations[revocationKey{user, ""}] = deactivatedBefore
+	hook := s.onRevoke
+	s.mu.Unlock()
+	s.forgetKnown(user)
+	if hook == nil {
+		return 0, nil
+	}
+	return hook(user, "", protocol.CodeKickDeactivated), nil
 }

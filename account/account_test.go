@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/parleyim/parley/protocol"
@@ -205,31 +207,73 @@ func TestHashConcurrencyIsCapped(t *testing.T) {
 		t.Fatalf("err = %v, want unavailable while every slot is busy", err)
 	}
 	<-s.hashSlots
-	var wg sync.WaitGroup
-	for range 3 {
-		wg.Go(func() {
-			if _, err := s.hashPassword(context.Background(), "long enough"); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
+
+	synctest.Test(t, func(t *testing.T) {
+		const slots, callers = 2, 6
+		release := make(chan struct{})
+		var mu sync.Mutex
+		inflight, most := 0, 0
+		s := &Service{hashSlots: make(chan struct{}, slots), idKey: func(_, _ []byte, _, _ uint32, _ uint8, n uint32) []byte {
+			mu.Lock()
+			inflight++
+			most = max(most, inflight)
+			mu.Unlock()
+			<-release
+			mu.Lock()
+			inflight--
+			mu.Unlock()
+			return make([]byte, n)
+		}}
+		var wg sync.WaitGroup
+		for range callers {
+			wg.Go(func() {
+				if _, err := s.hashPassword(context.Background(), "long enough"); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		synctest.Wait() // every caller hashes or waits for a slot
+		mu.Lock()
+		busy := inflight
+		mu.Unlock()
+		if busy != slots {
+			t.Errorf("%d hashes run at once with %d callers, want the cap %d", busy, callers, slots)
+		}
+		close(release)
+		wg.Wait()
+		if most != slots {
+			t.Errorf("at most %d hashes ran at once, want %d", most, slots)
+		}
+	})
 }
 
 func TestProfileValidation(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, Config{})
 	long := strings.Repeat("é", MaxNicknameRunes+1)
-	for name, in := range map[string]NewUser{
-		"bad id":        {ID: "no:colons"},
-		"long nickname": {ID: "a", Nickname: long},
-		"bad extra":     {ID: "b", Extra: json.RawMessage(`{`)},
-		"huge extra":    {ID: "c", Extra: json.RawMessage(`"` + strings.Repeat("x", MaxExtraBytes) + `"`)},
-		"invalid utf-8": {ID: "d", Nickname: "\xff"},
-	} {
-		if _, err := s.CreateUser(ctx, in); err == nil {
-			t.Errorf("%s: created", name)
-		}
+	tests := []struct {
+		name string
+		in   NewUser
+		want protocol.Code
+	}{
+		{"bad id", NewUser{ID: "no:colons"}, protocol.CodeInvalidArgument},
+		{"long nickname", NewUser{ID: "a", Nickname: long}, protocol.CodeInvalidArgument},
+		{"long avatar_url", NewUser{ID: "a", AvatarURL: strings.Repeat("x", MaxAvatarURLLen+1)}, protocol.CodeInvalidArgument},
+		{"bad extra", NewUser{ID: "b", Extra: json.RawMessage(`{`)}, protocol.CodeInvalidArgument},
+		{"huge extra", NewUser{ID: "c", Extra: json.RawMessage(`"` + strings.Repeat("x", MaxExtraBytes) + `"`)}, protocol.CodeInvalidArgument},
+		{"invalid utf-8 nickname", NewUser{ID: "d", Nickname: "\xff"}, protocol.CodeInvalidUTF8},
+		{"invalid utf-8 avatar_url", NewUser{ID: "d", AvatarURL: "\xc3"}, protocol.CodeInvalidUTF8},
+		{"short password", NewUser{ID: "e", Password: "short"}, protocol.CodeInvalidArgument},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := s.CreateUser(ctx, tt.in); code(err) != tt.want {
+				t.Fatalf("err = %v, want code %s", err, tt.want)
+			}
+			if _, err := s.User(ctx, tt.in.ID); code(err) != protocol.CodeNotFound && tt.in.ID != "no:colons" {
+				t.Fatalf("user %q was stored: %v", tt.in.ID, err)
+			}
+		})
 	}
 	if _, err := s.CreateUser(ctx, NewUser{ID: "ok", Nickname: strings.Repeat("é", MaxNicknameRunes)}); err != nil {
 		t.Fatalf("a nickname of exactly the limit: %v", err)
@@ -237,11 +281,119 @@ func TestProfileValidation(t *testing.T) {
 	if _, err := s.CreateUser(ctx, NewUser{ID: "ok"}); code(err) != protocol.CodeAlreadyExists {
 		t.Fatalf("duplicate: %v", err)
 	}
-	nick := "New"
+	nick, bad := "New", "\xfe"
 	if u, err := s.UpdateUser(ctx, "ok", UserUpdate{Nickname: &nick}); err != nil || u.Nickname != "New" {
 		t.Fatalf("update = %+v, %v", u, err)
 	}
+	if _, err := s.UpdateUser(ctx, "ok", UserUpdate{AvatarURL: &bad}); code(err) != protocol.CodeInvalidUTF8 {
+		t.Fatalf("update with invalid UTF-8: %v", err)
+	}
 	if _, err := s.UpdateUser(ctx, "missing", UserUpdate{Nickname: &nick}); code(err) != protocol.CodeNotFound {
 		t.Fatalf("update missing: %v", err)
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	tests := []struct{ header, want string }{
+		{"Bearer abc", "abc"},
+		{"bearer abc", "abc"},
+		{"BEARER abc", "abc"},
+		{"Bearer   abc", "abc"}, // RFC 9110: 1*SP between scheme and credential
+		{"Bearer abc def", ""},
+		{"Bearer\tabc", ""},
+		{"Bearer", ""},
+		{"Bearer ", ""},
+		{"Basic abc", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := BearerToken(tt.header); got != tt.want {
+			t.Errorf("BearerToken(%q) = %q, want %q", tt.header, got, tt.want)
+		}
+	}
+}
+
+func TestNoTokenForTheSystemAccount(t *testing.T) {
+	s := newService(t, Config{})
+	if _, _, err := s.IssueToken(context.Background(), SystemUser, "server", "d", 0); code(err) != protocol.CodeReservedUser {
+		t.Fatalf("err = %v, want reserved_user", err)
+	}
+}
+
+func TestDeactivate(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "p.db")
+	open := func() (*Service, func()) {
+		st, err := sqlite.Open(ctx, path, sqlite.Options{Sync: "normal"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _, err := New(ctx, st, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, func() { st.Close() }
+	}
+	s, closeStore := open()
+	s.CreateUser(ctx, NewUser{ID: "alice"})
+	var kicked []string
+	s.OnRevoke(func(user, device string, c protocol.Code) int {
+		kicked = append(kicked, user+"/"+device+"/"+string(c))
+		return 1
+	})
+	tok, _, _ := s.IssueToken(ctx, "alice", "web", "b", 0)
+	if ok, err := s.UserExists(ctx, "alice"); !ok || err != nil {
+		t.Fatalf("exists before = %v, %v", ok, err)
+	}
+	if n, err := s.Deactivate(ctx, "alice"); n != 1 || err != nil {
+		t.Fatalf("deactivate = %d, %v", n, err)
+	}
+	if len(kicked) != 1 || kicked[0] != "alice//"+string(protocol.CodeKickDeactivated) {
+		t.Fatalf("hook calls = %q", kicked)
+	}
+	if ok, err := s.UserExists(ctx, "alice"); ok || err != nil {
+		t.Fatalf("exists after = %v, %v; the cached answer must go", ok, err)
+	}
+	if _, err := s.Deactivate(ctx, SystemUser); code(err) != protocol.CodeReservedUser {
+		t.Fatalf("deactivate system: %v", err)
+	}
+	if _, err := s.Deactivate(ctx, "nobody"); code(err) != protocol.CodeNotFound {
+		t.Fatalf("deactivate nobody: %v", err)
+	}
+	closeStore()
+	s, closeStore = open()
+	defer closeStore()
+	if _, err := s.Verify(tok); code(err) != protocol.CodeUserDeactivated {
+		t.Fatalf("old token after restart: %v", err)
+	}
+	if _, _, err := s.IssueToken(ctx, "alice", "web", "b", 0); code(err) != protocol.CodeUserDeactivated {
+		t.Fatalf("new token after restart: %v", err)
+	}
+	// A per-device revocation later does not lift the deactivation.
+	s.Revoke(ctx, "alice", "b", protocol.CodeKickRevoked)
+	if !s.Deactivated("alice") {
+		t.Fatal("a device revocation lifted the deactivation")
+	}
+}
+
+func TestKnownUsersAreBounded(t *testing.T) {
+	ctx := context.Background()
+	s := newService(t, Config{})
+	s.knownMax = 3
+	for i := range 10 {
+		id := "u" + strconv.Itoa(i)
+		s.CreateUser(ctx, NewUser{ID: id})
+		if ok, err := s.UserExists(ctx, id); !ok || err != nil {
+			t.Fatalf("%s exists = %v, %v", id, ok, err)
+		}
+		s.knownMu.Lock()
+		n := len(s.known)
+		s.knownMu.Unlock()
+		if n > s.knownMax {
+			t.Fatalf("known holds %d users, above its bound %d", n, s.knownMax)
+		}
+	}
+	if ok, err := s.UserExists(ctx, "nobody"); ok || err != nil {
+		t.Fatalf("nobody exists = %v, %v", ok, err)
 	}
 }

@@ -50,7 +50,7 @@ func (s *Service) argon(ctx context.Context, password string, salt []byte, mem, 
 		return nil, protocol.Errorf(protocol.CodeUnavailable, "server busy, try again")
 	}
 	defer func() { <-s.hashSlots }()
-	return argon2.IDKey([]byte(password), salt, t, mem, p, argonKeyLen), nil
+	return s.idKey([]byte(password), salt, t, mem, p, argonKeyLen), nil
 }
 
 func validatePassword(p string) error {

@@ -44,7 +44,8 @@ type jwtClaims struct {
 }
 
 // IssueToken mints a token for user on platform and device. ttl zero or above
-// the configured TokenTTL means TokenTTL.
+// the configured TokenTTL means TokenTTL. The system account gets none
+// (reserved_user), nor does a deactivated user (user_deactivated).
 func (s *Service) IssueToken(ctx context.Context, user, platform, device string, ttl time.Duration) (string, time.Time, error) {
 	if PlatformClass(platform) == "" {
 		return "", time.Time{}, protocol.Errorf(protocol.CodeInvalidArgument, "unknown platform %q", platform)
@@ -58,13 +59,21 @@ func (s *Service) IssueToken(ctx context.Context, user, platform, device string,
 	if ttl == 0 || ttl > s.cfg.TokenTTL {
 		ttl = s.cfg.TokenTTL
 	}
+	if user == SystemUser {
+		return "", time.Time{}, protocol.Errorf(protocol.CodeReservedUser, "no token can be minted for the system account: it only sends over REST with the admin key")
+	}
 	if _, err := s.User(ctx, user); err != nil {
 		return "", time.Time{}, err
 	}
 	// A token minted right after a revocation, within the same millisecond,
 	// must not count as revoked: issue it no earlier than the revocation.
+	// A deactivation revokes into the far future: no token then.
 	issued := s.now().UTC().Truncate(time.Millisecond)
-	if before := s.revokedBefore(user, device); issued.Before(before) {
+	before := s.revokedBefore(user, device)
+	if !before.Before(deactivatedBefore) {
+		return "", time.Time{}, protocol.Errorf(protocol.CodeUserDeactivated, "user %q is deactivated", user)
+	}
+	if issued.Before(before) {
 		issued = before
 	}
 	exp := issued.Add(ttl)
@@ -86,7 +95,8 @@ func (s *Service) IssueToken(ctx context.Context, user, platform, device string,
 }
 
 // Verify checks a token's signature, expiry and revocation. Failures are
-// *protocol.Error with code unauthenticated, token_expired or token_revoked.
+// *protocol.Error with code unauthenticated, token_expired, token_revoked or
+// user_deactivated.
 func (s *Service) Verify(token string) (Claims, error) {
 	var c jwtClaims
 	_, err := jwt.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return s.signingKey, nil },
@@ -101,9 +111,15 @@ func (s *Service) Verify(token string) (Claims, error) {
 		return Claims{}, protocol.Errorf(protocol.CodeUnauthenticated, "token is not valid")
 	case c.Subject == "" || c.Device == "" || PlatformClass(c.Platform) == "":
 		return Claims{}, protocol.Errorf(protocol.CodeUnauthenticated, "token is missing claims")
+	case c.Subject == SystemUser:
+		// Minted before the system account was refused tokens.
+		return Claims{}, protocol.Errorf(protocol.CodeUnauthenticated, "the system account cannot connect")
 	}
 	issued := time.UnixMilli(c.IssuedMS).UTC()
-	if issued.Before(s.revokedBefore(c.Subject, c.Device)) {
+	if before := s.revokedBefore(c.Subject, c.Device); issued.Before(before) {
+		if !before.Before(deactivatedBefore) {
+			return Claims{}, protocol.Errorf(protocol.CodeUserDeactivated, "user %q is deactivated", c.Subject)
+		}
 		return Claims{}, protocol.Errorf(protocol.CodeTokenRevoked, "token has been revoked")
 	}
 	return Claims{User: c.Subject, Platform: c.Platform, Device: c.Device, Issued: issued, Expires: c.ExpiresAt.Time}, nil

@@ -120,6 +120,22 @@ func (c *Client) Sessions(ctx context.Context, user string) ([]protocol.Session,
 	return out.Sessions, err
 }
 
+// UserSessions lists one user's live connections; an unknown user is a
+// not_found error.
+func (c *Client) UserSessions(ctx context.Context, user string) ([]protocol.Session, error) {
+	var out struct{ Sessions []protocol.Session }
+	err := c.do(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(user)+"/sessions", nil, &out)
+	return out.Sessions, err
+}
+
+// Deactivate ends a user's account for good: their tokens stop working and
+// their connections are kicked. It returns how many connections were closed.
+func (c *Client) Deactivate(ctx context.Context, user string) (int, error) {
+	var out struct{ Kicked int }
+	err := c.do(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(user)+"/deactivate", nil, &out)
+	return out.Kicked, err
+}
+
 // Presence returns the online state of users.
 func (c *Client) Presence(ctx context.Context, users ...string) ([]protocol.Presence, error) {
 	var out protocol.PresenceList

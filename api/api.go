@@ -9,16 +9,19 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/parleyim/parley/account"
 	"github.com/parleyim/parley/gateway"
@@ -44,10 +47,53 @@ type API struct {
 	Log    *slog.Logger
 }
 
-// NotFound answers requests for paths no route serves with a JSON
-// not_found error, like every other API error.
-func NotFound(w http.ResponseWriter, r *http.Request) {
-	protocol.Errorf(protocol.CodeNotFound, "no route %s %s", r.Method, r.URL.Path).WriteHTTP(w)
+// Handler serves mux, answering requests that no route of mux serves with
+// JSON errors like every other API error: 404 not_found for a path no route
+// knows, and 405 method_not_allowed, with the Allow header listing the
+// methods the path has, for a known path asked with another method.
+func Handler(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// The mux's own answer is plain text: keep its status and headers
+		// (Allow), replace its body.
+		rec := &statusRecorder{header: w.Header()}
+		h.ServeHTTP(rec, r)
+		var e *protocol.Error
+		switch rec.status {
+		case http.StatusMethodNotAllowed:
+			e = protocol.Errorf(protocol.CodeMethodNotAllowed, "%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, w.Header().Get("Allow"))
+		case http.StatusNotFound:
+			e = protocol.Errorf(protocol.CodeNotFound, "no route %s %s", r.Method, r.URL.Path)
+		default: // not reached: the mux answers unmatched requests with 404 or 405
+			e = protocol.Errorf(protocol.CodeInternal, "unroutable request")
+		}
+		w.Header().Del("X-Content-Type-Options")
+		metrics.Errors.WithLabelValues(string(e.Code)).Inc()
+		e.WriteHTTP(w)
+	})
+}
+
+// statusRecorder keeps the status of a response and drops its body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+func (s *statusRecorder) WriteHeader(status int) {
+	if s.status == 0 {
+		s.status = status
+	}
 }
 
 // Routes registers the API's handlers on mux.
@@ -61,6 +107,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.handle(mux, "POST /v1/users/{id}/tokens", adminOnly, a.mintToken)
 	a.handle(mux, "DELETE /v1/users/{id}/tokens", adminOnly, a.revokeTokens)
 	a.handle(mux, "POST /v1/users/{id}/kick", adminOnly, a.kick)
+	a.handle(mux, "POST /v1/users/{id}/deactivate", adminOnly, a.deactivate)
+	a.handle(mux, "GET /v1/users/{id}/sessions", adminOnly, a.userSessions)
 	a.handle(mux, "GET /v1/sessions", adminOnly, a.sessions)
 	a.handle(mux, "GET /v1/presence", anyone, a.presence)
 	a.handle(mux, "POST /v1/messages", anyone, a.send)
@@ -123,12 +171,16 @@ func (a *API) serve(acc access, h handlerFunc, r *http.Request) (int, any, error
 			return 0, nil, protocol.Errorf(protocol.CodeUnauthenticated, "an Authorization: Bearer credential is required")
 		case a.Accounts.IsAdmin(cred):
 			who.admin = true
-		case acc == adminOnly:
-			return 0, nil, protocol.Errorf(protocol.CodeForbidden, "this endpoint needs the admin key")
 		default:
+			// A credential that does not verify (a wrong admin key
+			// included) is 401; a valid user token where the admin key is
+			// needed is 403.
 			claims, err := a.Accounts.Verify(cred)
 			if err != nil {
 				return 0, nil, err
+			}
+			if acc == adminOnly {
+				return 0, nil, protocol.Errorf(protocol.CodeForbidden, "this endpoint needs the admin key")
 			}
 			who.user = claims.User
 		}
@@ -136,15 +188,24 @@ func (a *API) serve(acc access, h handlerFunc, r *http.Request) (int, any, error
 	return h(r.Context(), who, r)
 }
 
-// decodeBody decodes a JSON request body strictly into v.
+// decodeBody decodes a JSON request body strictly into v: unknown fields
+// are invalid_argument, and a body that is not valid UTF-8 is invalid_utf8
+// (encoding/json would otherwise replace the bad bytes with U+FFFD).
 func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	raw, err := io.ReadAll(r.Body)
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return protocol.Errorf(protocol.CodeFrameTooLarge, "request body is larger than %d bytes", maxBodyBytes)
 		}
+		return protocol.Errorf(protocol.CodeInvalidArgument, "request body: %v", err)
+	}
+	if !utf8.Valid(raw) {
+		return protocol.Errorf(protocol.CodeInvalidUTF8, "request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
 			return protocol.Errorf(protocol.CodeInvalidArgument, "a JSON request body is required")
 		}
@@ -178,8 +239,9 @@ func queryInt(r *http.Request, name string) (int64, error) {
 	return n, nil
 }
 
-func toUserJSON(u store.User) protocol.User {
-	return protocol.User{ID: u.ID, Nickname: u.Nickname, AvatarURL: u.AvatarURL, Extra: u.Extra, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+func (a *API) toUserJSON(u store.User) protocol.User {
+	return protocol.User{ID: u.ID, Nickname: u.Nickname, AvatarURL: u.AvatarURL, Extra: u.Extra,
+		Deactivated: a.Accounts.Deactivated(u.ID), CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
 func (a *API) register(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
@@ -213,7 +275,7 @@ func (a *API) createUser(ctx context.Context, _ caller, r *http.Request) (int, a
 		return 0, nil, err
 	}
 	u, err := a.Accounts.CreateUser(ctx, in)
-	return http.StatusCreated, map[string]any{"user": toUserJSON(u)}, err
+	return http.StatusCreated, map[string]any{"user": a.toUserJSON(u)}, err
 }
 
 func (a *API) listUsers(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
@@ -228,14 +290,14 @@ func (a *API) listUsers(ctx context.Context, _ caller, r *http.Request) (int, an
 	}
 	out := make([]protocol.User, len(users))
 	for i, u := range users {
-		out[i] = toUserJSON(u)
+		out[i] = a.toUserJSON(u)
 	}
 	return http.StatusOK, map[string]any{"users": out, "next": next}, nil
 }
 
 func (a *API) getUser(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
 	u, err := a.Accounts.User(ctx, r.PathValue("id"))
-	return http.StatusOK, map[string]any{"user": toUserJSON(u)}, err
+	return http.StatusOK, map[string]any{"user": a.toUserJSON(u)}, err
 }
 
 func (a *API) updateUser(ctx context.Context, who caller, r *http.Request) (int, any, error) {
@@ -253,7 +315,7 @@ func (a *API) updateUser(ctx context.Context, who caller, r *http.Request) (int,
 		return 0, nil, protocol.Errorf(protocol.CodeForbidden, "only the admin may set a password")
 	}
 	u, err := a.Accounts.UpdateUser(ctx, id, in)
-	return http.StatusOK, map[string]any{"user": toUserJSON(u)}, err
+	return http.StatusOK, map[string]any{"user": a.toUserJSON(u)}, err
 }
 
 type tokenRequest struct {
@@ -267,8 +329,21 @@ func (a *API) mintToken(ctx context.Context, _ caller, r *http.Request) (int, an
 	if err := decodeBody(r, &in); err != nil {
 		return 0, nil, err
 	}
-	tok, exp, err := a.Accounts.IssueToken(ctx, r.PathValue("id"), in.Platform, in.Device, time.Duration(in.TTLSeconds)*time.Second)
+	tok, exp, err := a.Accounts.IssueToken(ctx, r.PathValue("id"), in.Platform, in.Device, seconds(in.TTLSeconds))
 	return http.StatusOK, protocol.Token{Token: tok, ExpiresAt: exp}, err
+}
+
+// seconds converts n seconds to a Duration, saturating where the product
+// would overflow, so a huge ttl_seconds means "as long as allowed".
+func seconds(n int64) time.Duration {
+	const limit = math.MaxInt64 / int64(time.Second)
+	switch {
+	case n > limit:
+		return math.MaxInt64
+	case n < -limit:
+		return math.MinInt64
+	}
+	return time.Duration(n) * time.Second
 }
 
 func (a *API) revokeTokens(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
@@ -282,6 +357,22 @@ func (a *API) revokeTokens(ctx context.Context, _ caller, r *http.Request) (int,
 func (a *API) kick(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
 	n, err := a.Accounts.Revoke(ctx, r.PathValue("id"), r.URL.Query().Get("device"), protocol.CodeKickAdmin)
 	return http.StatusOK, map[string]int{"kicked": n}, err
+}
+
+// deactivate ends a user's account for good (see account.Service.Deactivate).
+func (a *API) deactivate(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
+	n, err := a.Accounts.Deactivate(ctx, r.PathValue("id"))
+	return http.StatusOK, map[string]int{"kicked": n}, err
+}
+
+// userSessions lists one user's live connections; unlike /v1/sessions?user=
+// it tells an unknown user (not_found) from one with no connection.
+func (a *API) userSessions(ctx context.Context, _ caller, r *http.Request) (int, any, error) {
+	id := r.PathValue("id")
+	if _, err := a.Accounts.User(ctx, id); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"sessions": a.Gateway.Hub().Sessions(id)}, nil
 }
 
 func (a *API) sessions(_ context.Context, _ caller, r *http.Request) (int, any, error) {
@@ -329,6 +420,9 @@ func (a *API) send(ctx context.Context, who caller, r *http.Request) (int, any, 
 		}
 		if _, err := a.Accounts.User(ctx, from); err != nil {
 			return 0, nil, err
+		}
+		if a.Accounts.Deactivated(from) {
+			return 0, nil, protocol.Errorf(protocol.CodeUserDeactivated, "user %q is deactivated", from)
 		}
 	} else if in.From != "" && in.From != who.user {
 		return 0, nil, protocol.Errorf(protocol.CodeForbidden, "users may only send as themselves")

@@ -461,6 +461,7 @@ func TestKick(t *testing.T) {
 		{code: protocol.CodeKickPolicy},
 		{code: protocol.CodeKickAdmin},
 		{code: protocol.CodeKickRevoked},
+		{code: protocol.CodeKickDeactivated},
 		{code: protocol.CodeKickShutdown, reconnect: true},
 		{code: protocol.CodeKickIdle, reconnect: true},
 		{code: protocol.CodeKickSlowClient, reconnect: true},
@@ -506,16 +507,18 @@ func TestKick(t *testing.T) {
 }
 
 func TestTokenRejected(t *testing.T) {
-	t.Run("at dial", func(t *testing.T) {
-		s := clienttest.NewServer(t)
-		o := testOptions(s, "alice", "phone")
-		s.Reject(o.Token, protocol.CodeTokenExpired)
-		_, err := Dial(testContext(t), o)
-		var pe *protocol.Error
-		if !errors.As(err, &pe) || pe.Code != protocol.CodeTokenExpired {
-			t.Fatalf("Dial error = %v, want token_expired", err)
-		}
-	})
+	for _, code := range []protocol.Code{protocol.CodeTokenExpired, protocol.CodeUserDeactivated} {
+		t.Run("at dial, "+string(code), func(t *testing.T) {
+			s := clienttest.NewServer(t)
+			o := testOptions(s, "alice", "phone")
+			s.Reject(o.Token, code)
+			_, err := Dial(testContext(t), o)
+			var pe *protocol.Error
+			if !errors.As(err, &pe) || pe.Code != code {
+				t.Fatalf("Dial error = %v, want %s", err, code)
+			}
+		})
+	}
 	t.Run("at reconnection", func(t *testing.T) {
 		s := clienttest.NewServer(t)
 		o := testOptions(s, "alice", "phone")

@@ -54,7 +54,8 @@ type conn struct {
 	kick  *protocol.Kick // guarded by mu: the kick frame received, if any
 }
 
-// tokenError is the dial error for an upgrade refused with HTTP 401.
+// tokenError is the dial error for an upgrade refused with HTTP 401, or 403
+// for a deactivated user.
 type tokenError struct {
 	err *protocol.Error
 }
@@ -70,7 +71,7 @@ func dial(ctx context.Context, o *Options, token string) (*conn, error) {
 		Header:  ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer " + token}}),
 		NetDial: o.NetDial,
 		OnStatusError: func(status int, _ []byte, resp io.Reader) {
-			if status == http.StatusUnauthorized {
+			if status == http.StatusUnauthorized || status == http.StatusForbidden {
 				rejected = readErrorBody(resp)
 			}
 		},
@@ -108,7 +109,7 @@ func dial(ctx context.Context, o *Options, token string) (*conn, error) {
 // holds the whole HTTP response. A body that does not decode counts as
 // unauthenticated.
 func readErrorBody(resp io.Reader) *protocol.Error {
-	fallback := &protocol.Error{Code: protocol.CodeUnauthenticated, Message: "upgrade refused with 401"}
+	fallback := &protocol.Error{Code: protocol.CodeUnauthenticated, Message: "upgrade refused"}
 	res, err := http.ReadResponse(bufio.NewReader(resp), nil)
 	if err != nil {
 		return fallback
@@ -259,7 +260,7 @@ func (cn *conn) result() (*protocol.Kick, error) {
 }
 
 // tokenRejection returns the server's reason if err is an upgrade refused
-// with HTTP 401.
+// with HTTP 401 or 403.
 func tokenRejection(err error) (*protocol.Error, bool) {
 	var te *tokenError
 	if errors.As(err, &te) {

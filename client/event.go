@@ -51,14 +51,15 @@ type Reconnecting struct {
 }
 
 // Kicked reports a kick frame. If the code is replaced, policy,
-// forced_offline or token_revoked the client stops; otherwise it reconnects.
+// forced_offline, token_revoked or user_deactivated the client stops;
+// otherwise it reconnects.
 type Kicked struct {
 	Kick protocol.Kick
 }
 
 // TokenRejected reports that the server refused the token at upgrade with
-// HTTP 401. Code is token_expired, token_revoked or unauthenticated. The
-// client stops.
+// HTTP 401 (Code is token_expired, token_revoked or unauthenticated) or 403
+// (user_deactivated). The client stops.
 type TokenRejected struct {
 	Code    protocol.Code
 	Message string
@@ -75,7 +76,7 @@ func (TokenRejected) event() {}
 // the device that replaced this one, or fail.
 func terminalKick(code protocol.Code) bool {
 	switch code {
-	case protocol.CodeKickReplaced, protocol.CodeKickPolicy, protocol.CodeKickAdmin, protocol.CodeKickRevoked:
+	case protocol.CodeKickReplaced, protocol.CodeKickPolicy, protocol.CodeKickAdmin, protocol.CodeKickRevoked, protocol.CodeKickDeactivated:
 		return true
 	}
 	return false

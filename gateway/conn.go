@@ -32,10 +32,25 @@ type outFrame struct {
 	op      ws.OpCode
 }
 
-// conn is one WebSocket connection. Its read goroutine (run) owns the
-// connection's lifetime; a write goroutine exists only while the outbound
-// queue is not empty, so an idle connection costs one parked goroutine and
-// this struct.
+// conn is one WebSocket connection. No goroutine waits on an idle one: a
+// serve goroutine runs only while the poller reports it readable, and a
+// write goroutine only while its outbound queue holds frames or it is being
+// closed, so an idle connection costs this struct and its socket.
+//
+// # Lifecycle
+//
+// A connection is open, then closing, then down. Anything may ask for the
+// close, in one of two ways: closeWith queues last frames (a kick, the reply
+// to the client's Close) to be written first, and abort drops the queue and
+// unblocks a write in progress. Either one sets closing and makes sure the
+// write goroutine runs; that goroutine is the one owner of the teardown
+// (Gateway.teardown), which it runs once the queue is written or dropped.
+//
+// Lock order: a hub shard's lock, then the presence registry's, then mu.
+// pollMu is taken before mu, never inside it: it serialises the poller's
+// registration (add, rearm) with the teardown's removal and close of the
+// socket, so that no rearm follows the close while the syscalls run outside
+// mu, which fan-out takes.
 type conn struct {
 	id          uint64
 	gw          *Gateway
@@ -59,8 +74,25 @@ type conn struct {
 	queue   []outFrame // guarded by mu
 	queued  int        // bytes in queue; guarded by mu
 	writing bool       // a write goroutine is running; guarded by mu
-	closing bool       // no more frames are queued; guarded by mu
-	torn    bool       // torn down: unregistered and closed; guarded by mu
+	state   connState  // guarded by mu
+
+	pollMu sync.Mutex // see Lifecycle
+}
+
+// connState is where a connection is in its lifecycle.
+type connState uint8
+
+const (
+	stateOpen    connState = iota
+	stateClosing           // no more frames are queued; the writer tears it down
+	stateDown              // torn down: out of the poller, closed, unregistered
+)
+
+// isDown reports whether the connection has been torn down.
+func (c *conn) isDown() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state == stateDown
 }
 
 // origin names the connection's device, for leaving it out of the fan-out of
@@ -76,20 +108,17 @@ func (c *conn) Push(frame []byte) { c.enqueue(frame, opText) }
 // reconnects). It reports whether the frame was queued.
 func (c *conn) enqueue(payload []byte, op ws.OpCode) bool {
 	c.mu.Lock()
-	if c.closing {
+	if c.state != stateOpen {
 		c.mu.Unlock()
 		return false
 	}
 	cfg := &c.gw.cfg
 	if len(c.queue) >= cfg.QueueFrames || c.queued+len(payload) > cfg.QueueBytes {
-		c.closing = true
-		c.queue, c.queued = nil, 0
+		c.abortLocked()
 		c.mu.Unlock()
 		metrics.SlowConsumers.Inc()
 		metrics.Kicks.WithLabelValues(string(protocol.CodeKickSlowClient)).Inc()
 		c.gw.log.Info("closing slow consumer", "user", c.user, "device", c.device)
-		// The caller may hold a hub shard lock, which teardown takes.
-		c.gw.workers.Go(func() { c.gw.teardown(c) })
 		return false
 	}
 	c.queue = append(c.queue, outFrame{payload, op})
@@ -99,9 +128,10 @@ func (c *conn) enqueue(payload []byte, op ws.OpCode) bool {
 	return true
 }
 
-// startWriterLocked starts the write goroutine unless it runs. Callers hold mu.
+// startWriterLocked starts the write goroutine unless it runs or the
+// connection is down. Callers hold mu.
 func (c *conn) startWriterLocked() {
-	if !c.writing {
+	if !c.writing && c.state != stateDown {
 		c.writing = true
 		c.gw.workers.Add(1)
 		go c.writeLoop()
@@ -114,13 +144,34 @@ func (c *conn) startWriterLocked() {
 func (c *conn) closeWith(last ...outFrame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing {
+	if c.state != stateOpen {
 		return false
 	}
 	c.queue = append(c.queue, last...)
-	c.closing = true
+	c.state = stateClosing
 	c.startWriterLocked()
 	return true
+}
+
+// abort closes the connection at once: it drops the queue, fails a write in
+// progress, and has the writer tear the connection down. It never blocks, so
+// it may be called under a hub shard lock, and it is idempotent.
+func (c *conn) abort() {
+	c.mu.Lock()
+	c.abortLocked()
+	c.mu.Unlock()
+}
+
+func (c *conn) abortLocked() {
+	if c.state == stateDown {
+		return
+	}
+	c.state = stateClosing
+	c.queue, c.queued = nil, 0
+	// The writer sets its deadline under mu when it takes a batch: this one,
+	// in the past, comes after it and fails the write at once.
+	c.nc.SetWriteDeadline(time.Unix(1, 0))
+	c.startWriterLocked()
 }
 
 // kick queues a kick frame and a WebSocket close frame as the last frames
@@ -133,7 +184,7 @@ func (c *conn) kick(code protocol.Code, msg string) {
 		status = ws.StatusProtocolError
 	case protocol.CodeKickShutdown:
 		status = ws.StatusGoingAway
-	case protocol.CodeKickPolicy, protocol.CodeKickReplaced, protocol.CodeKickAdmin, protocol.CodeKickRevoked:
+	case protocol.CodeKickPolicy, protocol.CodeKickReplaced, protocol.CodeKickAdmin, protocol.CodeKickRevoked, protocol.CodeKickDeactivated:
 		status = ws.StatusPolicyViolation
 	}
 	if c.closeWith(outFrame{frame, opText}, outFrame{ws.NewCloseFrameBody(status, string(code)), opClose}) {
@@ -143,8 +194,8 @@ func (c *conn) kick(code protocol.Code, msg string) {
 }
 
 // writeLoop writes queued frames in batches, one writev per batch, until the
-// queue is empty. If the connection is closing it closes it after the last
-// frame.
+// queue is empty. If the connection is closing, it tears it down after the
+// last frame or at the first failed write: it is the teardown's one owner.
 func (c *conn) writeLoop() {
 	defer c.gw.workers.Done()
 	var headers []byte
@@ -155,14 +206,17 @@ func (c *conn) writeLoop() {
 		batch := c.queue
 		c.queue, c.queued = nil, 0
 		if len(batch) == 0 {
-			c.writing = false
-			closing := c.closing
+			closing := c.state == stateClosing
+			if !closing {
+				c.writing = false
+			}
 			c.mu.Unlock()
 			if closing {
-				c.gw.teardown(c)
+				c.gw.teardown(c) // leaves writing set: no writer starts again
 			}
 			return
 		}
+		c.nc.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
 		c.mu.Unlock()
 
 		headers, bufs = headers[:0], bufs[:0]
@@ -181,12 +235,8 @@ func (c *conn) writeLoop() {
 			headers = appendHeader(headers, rsv, f.op, len(payload))
 			bufs = append(bufs, headers[h:len(headers):len(headers)], payload)
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
 		out := bufs // WriteTo consumes its receiver; bufs keeps the capacity
 		if _, err := out.WriteTo(c.nc); err != nil {
-			c.mu.Lock()
-			c.writing = false
-			c.mu.Unlock()
 			c.gw.teardown(c)
 			return
 		}

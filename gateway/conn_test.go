@@ -35,7 +35,7 @@ func newTestGateway(t testing.TB, cfg Config) *Gateway {
 	}
 	t.Cleanup(func() {
 		g.Shutdown(context.Background())
-		pres.Close()
+		pres.Close(context.Background())
 	})
 	return g
 }
@@ -45,7 +45,7 @@ func newTestGateway(t testing.TB, cfg Config) *Gateway {
 func (g *Gateway) newConn(t testing.TB, nc net.Conn) *conn {
 	c := &conn{gw: g, nc: nc, fd: -1, src: nc}
 	g.conns.Add(1)
-	t.Cleanup(func() { g.teardown(c) })
+	t.Cleanup(c.abort)
 	return c
 }
 
@@ -83,28 +83,51 @@ func TestReadFrame(t *testing.T) {
 	tests := []struct {
 		name     string
 		input    [][]byte
-		want     string
+		want     string // "" with a nil payload is nil: a control frame answered on its own
 		tooLarge bool
 		err      error
+		pong     string // the payload of the Pong queued in answer, if any
 	}{
-		{"text", [][]byte{clientFrame(ws.OpText, true, []byte(`{"type":"ping"}`))}, `{"type":"ping"}`, false, nil},
-		{"fragments", [][]byte{clientFrame(ws.OpText, false, []byte(`{"ty`)), clientFrame(ws.OpContinuation, true, []byte(`pe":1}`))}, `{"type":1}`, false, nil},
-		{"ping between fragments", [][]byte{clientFrame(ws.OpText, false, []byte(`ab`)), clientFrame(ws.OpPing, true, []byte("p")), clientFrame(ws.OpContinuation, true, []byte(`cd`))}, "abcd", false, nil},
-		{"too large is skipped", [][]byte{clientFrame(ws.OpText, true, long)}, "", true, nil},
-		{"too large across fragments", [][]byte{clientFrame(ws.OpText, false, long[:1500]), clientFrame(ws.OpContinuation, true, long[1500:])}, "", true, nil},
-		{"binary", [][]byte{clientFrame(ws.OpBinary, true, []byte("x"))}, "", false, errProtocol},
-		{"continuation first", [][]byte{clientFrame(ws.OpContinuation, true, []byte("x"))}, "", false, errProtocol},
-		{"unmasked", [][]byte{ws.MustCompileFrame(ws.NewTextFrame([]byte("x")))}, "", false, errProtocol},
-		{"close", [][]byte{clientFrame(ws.OpClose, true, nil)}, "", false, errClientClosed},
-		{"ping alone", [][]byte{clientFrame(ws.OpPing, true, []byte("p"))}, "", false, nil},
-		{"empty text", [][]byte{clientFrame(ws.OpText, true, nil)}, "", false, nil},
+		{"text", [][]byte{clientFrame(ws.OpText, true, []byte(`{"type":"ping"}`))}, `{"type":"ping"}`, false, nil, ""},
+		{"fragments", [][]byte{clientFrame(ws.OpText, false, []byte(`{"ty`)), clientFrame(ws.OpContinuation, true, []byte(`pe":1}`))}, `{"type":1}`, false, nil, ""},
+		{"ping between fragments", [][]byte{clientFrame(ws.OpText, false, []byte(`ab`)), clientFrame(ws.OpPing, true, []byte("p")), clientFrame(ws.OpContinuation, true, []byte(`cd`))}, "abcd", false, nil, "p"},
+		{"too large is skipped", [][]byte{clientFrame(ws.OpText, true, long)}, "", true, nil, ""},
+		{"too large across fragments", [][]byte{clientFrame(ws.OpText, false, long[:1500]), clientFrame(ws.OpContinuation, true, long[1500:])}, "", true, nil, ""},
+		{"binary", [][]byte{clientFrame(ws.OpBinary, true, []byte("x"))}, "", false, errProtocol, ""},
+		{"continuation first", [][]byte{clientFrame(ws.OpContinuation, true, []byte("x"))}, "", false, errProtocol, ""},
+		{"unmasked", [][]byte{ws.MustCompileFrame(ws.NewTextFrame([]byte("x")))}, "", false, errProtocol, ""},
+		{"close", [][]byte{clientFrame(ws.OpClose, true, nil)}, "", false, errClientClosed, ""},
+		{"ping alone", [][]byte{clientFrame(ws.OpPing, true, []byte("p"))}, "", false, nil, "p"},
+		{"empty text", [][]byte{clientFrame(ws.OpText, true, nil)}, "", false, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testConn(t, bytes.Join(tt.input, nil), 2048)
+			c.writing = true // keep what readFrame queues in the queue, to look at
 			got, tooLarge, err := c.readFrame(c.nc, make([]byte, ws.MaxHeaderSize-2))
 			if !errors.Is(err, tt.err) || tooLarge != tt.tooLarge || string(got) != tt.want {
 				t.Fatalf("readFrame = %q, %v, %v; want %q, %v, %v", got, tooLarge, err, tt.want, tt.tooLarge, tt.err)
+			}
+			// A message, even an empty one, is a non-nil payload to answer;
+			// a control frame alone is nil. Errors and oversize give nil.
+			wantNil := tt.err != nil || tt.tooLarge || tt.name == "ping alone"
+			if (got == nil) != wantNil {
+				t.Fatalf("payload nil = %v, want %v", got == nil, wantNil)
+			}
+			c.mu.Lock()
+			var pongs []string
+			for _, f := range c.queue {
+				if f.op == opPong {
+					pongs = append(pongs, string(f.payload))
+				}
+			}
+			c.writing = false
+			if c.state != stateOpen { // the reply to a Close waits for a writer
+				c.startWriterLocked()
+			}
+			c.mu.Unlock()
+			if tt.pong != "" && (len(pongs) != 1 || pongs[0] != tt.pong) {
+				t.Fatalf("pongs queued = %q, want one with %q", pongs, tt.pong)
 			}
 		})
 	}

@@ -4,14 +4,17 @@
 //
 // # Concurrency model
 //
-// Each connection has one read goroutine that owns it: it reads frames,
-// answers them and, when the connection ends, unregisters it and waits for
-// its writer. Writes go through the connection's outbound queue; a write
-// goroutine runs only while the queue holds frames and writes them in
-// batches with one writev. An idle connection therefore costs one parked
-// goroutine with a small stack and no buffers (see docs/benchmarks.md).
-// Sends are handed to the message service without waiting for the commit:
-// the ack is queued by the message service's delivery goroutine.
+// No goroutine waits on an idle connection. After the upgrade its socket is
+// registered one-shot in an epoll instance watched by one poller goroutine;
+// when the socket becomes readable a short-lived serve goroutine reads and
+// answers everything buffered, then rearms it. Writes go through the
+// connection's bounded outbound queue; a write goroutine runs only while the
+// queue holds frames and writes them in batches with one writev. An idle
+// connection therefore costs its socket and a small struct (see
+// docs/benchmarks.md). Sends are handed to the message service without
+// waiting for the commit: the ack is queued by the message service's
+// delivery goroutine. The write goroutine is the one owner of a
+// connection's teardown (see conn).
 //
 // # Slow consumers
 //
@@ -21,8 +24,9 @@
 //
 // # Lifecycle
 //
-// New returns a Gateway ready to serve; Shutdown refuses new connections,
-// sends every connection a shutdown kick, and waits for them to close.
+// New returns a Gateway ready to serve; Shutdown refuses new connections
+// (an upgrade already past the check is counted and waited for), sends
+// every connection a shutdown kick, and waits for them to close.
 package gateway
 
 import (
@@ -102,15 +106,22 @@ type Gateway struct {
 	presence *presence.Registry
 	log      *slog.Logger
 
-	ctx       context.Context // cancelled by Shutdown, for requests in flight
-	cancel    context.CancelFunc
-	nextID    atomic.Uint64
-	closing   atomic.Bool
-	poller    *poller
-	conns     sync.WaitGroup // registered connections, until their teardown
-	workers   sync.WaitGroup // serve, write and sweep goroutines
+	ctx     context.Context // cancelled by Shutdown, for requests in flight
+	cancel  context.CancelFunc
+	nextID  atomic.Uint64
+	poller  *poller
+	workers sync.WaitGroup // serve, write and sweep goroutines
+
+	// gate orders upgrades with Shutdown: an upgrade is counted in conns
+	// under it unless closing is set, so Shutdown's wait sees every upgrade
+	// that got past the check.
+	gate      sync.Mutex
+	closing   atomic.Bool    // Shutdown began; set under gate
+	conns     sync.WaitGroup // upgrades in flight and connections until their teardown; Add under gate
 	stopSweep chan struct{}
 	shutdown  sync.Once
+
+	afterEnter func() // test hook: runs after an upgrade is counted
 }
 
 // New returns a Gateway.
@@ -131,9 +142,18 @@ func New(cfg Config, auth Authenticator, hub *Hub, messages *message.Service, pr
 // ServeHTTP authenticates and upgrades a connection. The token comes from
 // "Authorization: Bearer" or, for browsers, the "token" query parameter.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if g.closing.Load() {
+	if !g.enter() {
 		writeHTTPError(w, protocol.Errorf(protocol.CodeUnavailable, "server is shutting down"))
 		return
+	}
+	registered := false
+	defer func() {
+		if !registered {
+			g.conns.Done()
+		}
+	}()
+	if g.afterEnter != nil {
+		g.afterEnter()
 	}
 	token := account.BearerToken(r.Header.Get("Authorization"))
 	if token == "" {
@@ -192,21 +212,33 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.lastRead.Store(time.Now().UnixNano())
-	g.conns.Add(1)
+	registered = true // from here the teardown counts the connection out
 	g.register(c)
-	c.mu.Lock()
-	if !c.torn {
+	c.pollMu.Lock()
+	if !c.isDown() {
 		err = g.poller.add(c)
 	}
-	c.mu.Unlock()
+	c.pollMu.Unlock()
 	if err != nil {
 		g.log.Error("watch websocket connection", "err", err)
-		g.teardown(c)
+		c.abort()
 		return
 	}
 	if len(early) > 0 {
 		g.dispatch(c) // bytes that came with the handshake will not wake the poller
 	}
+}
+
+// enter counts an upgrade in conns unless Shutdown began, and reports
+// whether it did.
+func (g *Gateway) enter() bool {
+	g.gate.Lock()
+	defer g.gate.Unlock()
+	if g.closing.Load() {
+		return false
+	}
+	g.conns.Add(1)
+	return true
 }
 
 func writeHTTPError(w http.ResponseWriter, e *protocol.Error) {
@@ -271,7 +303,7 @@ func (g *Gateway) serve(c *conn) {
 		case err == errClientClosed:
 			return
 		case err != nil:
-			g.teardown(c)
+			c.abort()
 			return
 		}
 		c.lastRead.Store(time.Now().UnixNano())
@@ -286,14 +318,15 @@ func (g *Gateway) serve(c *conn) {
 		}
 	}
 	c.serving.Store(false)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.torn {
-		return
+	c.pollMu.Lock()
+	var err error
+	if !c.isDown() {
+		err = g.poller.rearm(c)
 	}
-	if err := g.poller.rearm(c); err != nil {
+	c.pollMu.Unlock()
+	if err != nil {
 		g.log.Warn("rearm connection", "user", c.user, "err", err)
-		g.workers.Go(func() { g.teardown(c) })
+		c.abort()
 	}
 }
 
@@ -301,21 +334,21 @@ func (g *Gateway) serve(c *conn) {
 var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
 // teardown ends a connection: it stops polling it, closes the socket, and
-// unregisters it. It is idempotent and may run on any goroutine that holds
-// no hub shard lock.
+// unregisters it. Only the connection's write goroutine calls it, once (see
+// conn); everything else asks for it with closeWith or abort.
 func (g *Gateway) teardown(c *conn) {
 	c.mu.Lock()
-	if c.torn {
-		c.mu.Unlock()
-		return
-	}
-	c.torn, c.closing = true, true
+	c.state = stateDown
 	c.queue, c.queued = nil, 0
 	subs := c.subs
 	c.subs = nil
-	g.poller.remove(c) // before the close: the descriptor number may be reused
-	c.nc.Close()
 	c.mu.Unlock()
+	// Out of the poller before the close, for the descriptor number may be
+	// reused; pollMu keeps a rearm from slipping in between.
+	c.pollMu.Lock()
+	g.poller.remove(c)
+	c.nc.Close()
+	c.pollMu.Unlock()
 
 	g.hub.remove(c)
 	g.presence.Unsubscribe(c, subs)
@@ -449,13 +482,24 @@ func (g *Gateway) handle(c *conn, payload []byte) {
 	}
 }
 
+// MaxSubscribeBatch is the most users one presence.subscribe frame may
+// name: each unknown one costs a store read.
+const MaxSubscribeBatch = 100
+
 func (g *Gateway) subscribe(c *conn, users []string) (protocol.PresenceList, error) {
+	if len(users) > MaxSubscribeBatch {
+		return protocol.PresenceList{}, protocol.Errorf(protocol.CodeInvalidArgument, "at most %d users per presence.subscribe", MaxSubscribeBatch)
+	}
 	for _, u := range users {
 		if !account.ValidUserID(u) {
 			return protocol.PresenceList{}, protocol.Errorf(protocol.CodeInvalidArgument, "%q is not a user id", u)
 		}
 	}
 	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		return protocol.PresenceList{}, protocol.Errorf(protocol.CodeUnavailable, "the connection is closing")
+	}
 	fresh := removeAll(users, c.subs)
 	if len(c.subs)+len(fresh) > g.cfg.MaxSubscribe {
 		c.mu.Unlock()
@@ -463,7 +507,17 @@ func (g *Gateway) subscribe(c *conn, users []string) (protocol.PresenceList, err
 	}
 	c.subs = append(c.subs, fresh...)
 	c.mu.Unlock()
-	return protocol.PresenceList{Presence: g.presence.Subscribe(g.ctx, c, users)}, nil
+	list := g.presence.Subscribe(g.ctx, c, users)
+	// A teardown that ran meanwhile may have unsubscribed c.subs before
+	// Subscribe added c: undo it. The teardown sets closing before it takes
+	// c.subs, so a connection still open here will unsubscribe them itself.
+	c.mu.Lock()
+	open := c.state == stateOpen
+	c.mu.Unlock()
+	if !open {
+		g.presence.Unsubscribe(c, fresh)
+	}
+	return protocol.PresenceList{Presence: list}, nil
 }
 
 // removeAll returns list without the elements of drop, deduplicated.
@@ -550,6 +604,8 @@ func kickMessage(code protocol.Code) string {
 		return "the token was revoked"
 	case protocol.CodeKickExpired:
 		return "the token expired; reconnect with a new one"
+	case protocol.CodeKickDeactivated:
+		return "the user was deactivated"
 	default:
 		return string(code)
 	}
@@ -570,7 +626,9 @@ func (g *Gateway) KickDevice(user, device string, code protocol.Code) int {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	var err error
 	g.shutdown.Do(func() {
+		g.gate.Lock()
 		g.closing.Store(true)
+		g.gate.Unlock()
 		for _, c := range g.hub.all() {
 			c.kick(protocol.CodeKickShutdown, kickMessage(protocol.CodeKickShutdown))
 		}
@@ -580,7 +638,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		case <-done:
 		case <-ctx.Done():
 			for _, c := range g.hub.all() {
-				g.teardown(c)
+				c.abort()
 			}
 			<-done
 			err = fmt.Errorf("gateway: shutdown: %w", ctx.Err())

@@ -4,15 +4,18 @@
 //
 // # Concurrency model
 //
-// A Registry is safe for concurrent use; one mutex guards its maps, and
-// subscriber callbacks run outside it. Last-seen times are written to the
-// store by one flusher goroutine, once a second, in one statement, so a wave
-// of disconnects costs one write.
+// A Registry is safe for concurrent use; one mutex guards its maps.
+// Subscribers are pushed to while it is held, so every subscriber sees a
+// user's changes in the order they happened (Subscriber.Push must not block
+// or call back into the Registry). Last-seen times are written to the store
+// by one flusher goroutine, once a second, in one statement per time, so a
+// wave of disconnects costs one write; each write is bounded by
+// WriteTimeout, and a failed one is retried at the next flush.
 //
 // # Lifecycle
 //
 // New starts the flusher; Close marks everyone still online as seen now,
-// flushes and stops it. Close is idempotent.
+// flushes within its context and stops the flusher. Close is idempotent.
 package presence
 
 import (
@@ -25,7 +28,8 @@ import (
 	"github.com/parleyim/parley/protocol"
 )
 
-// Subscriber receives presence changes. Push must not block.
+// Subscriber receives presence changes. Push is called with the Registry's
+// lock held: it must not block nor call the Registry.
 type Subscriber interface {
 	Push(frame []byte)
 }
@@ -46,17 +50,24 @@ type Registry struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	mu      sync.Mutex
-	users   map[string]*entry // guarded by mu
-	dirty   map[string]time.Time
-	stop    chan struct{}
-	stopped chan struct{}
-	once    sync.Once
+	mu    sync.Mutex
+	users map[string]*entry    // guarded by mu
+	dirty map[string]time.Time // last-seen times not yet in the store; guarded by mu
+
+	flushMu  sync.Mutex // one flush at a time, so a retried write never overtakes a newer one
+	stop     chan struct{}
+	stopped  chan struct{}
+	once     sync.Once
+	closeErr error // the final flush's; written in once
 }
+
+// WriteTimeout bounds each last-seen write to the store.
+const WriteTimeout = 5 * time.Second
 
 type entry struct {
 	devices  int
 	lastSeen time.Time
+	loaded   bool // lastSeen holds what the store had (zero: never seen), so Get needs no read
 	subs     map[Subscriber]struct{}
 }
 
@@ -88,12 +99,11 @@ func (r *Registry) entry(user string) *entry {
 // Connected records a new device connection of user.
 func (r *Registry) Connected(user string) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	e := r.entry(user)
 	e.devices++
-	changed := e.devices == 1
-	r.mu.Unlock()
-	if changed {
-		r.notify(user)
+	if e.devices == 1 {
+		r.notifyLocked(user, e)
 	}
 }
 
@@ -102,17 +112,14 @@ func (r *Registry) Connected(user string) {
 func (r *Registry) Disconnected(user string) {
 	now := r.now().UTC().Truncate(time.Second)
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	e := r.entry(user)
 	e.devices = max(0, e.devices-1)
-	changed := e.devices == 0
-	if changed {
-		e.lastSeen = now
+	if e.devices == 0 {
+		e.lastSeen, e.loaded = now, true
 		r.dirty[user] = now
+		r.notifyLocked(user, e)
 		r.forget(user, e)
-	}
-	r.mu.Unlock()
-	if changed {
-		r.notify(user)
 	}
 }
 
@@ -126,25 +133,18 @@ func (r *Registry) forget(user string, e *entry) {
 	}
 }
 
-func (r *Registry) notify(user string) {
-	r.mu.Lock()
-	e := r.users[user]
-	if e == nil || len(e.subs) == 0 {
-		r.mu.Unlock()
+// notifyLocked pushes user's state to its subscribers. Callers hold mu, so
+// that pushes leave in the order of the changes.
+func (r *Registry) notifyLocked(user string, e *entry) {
+	if len(e.subs) == 0 {
 		return
 	}
-	p := r.presenceLocked(user, e)
-	subs := make([]Subscriber, 0, len(e.subs))
-	for s := range e.subs {
-		subs = append(subs, s)
-	}
-	r.mu.Unlock()
-	frame, err := r.encode(p)
+	frame, err := r.encode(r.presenceLocked(user, e))
 	if err != nil {
 		r.log.Error("encode presence", "err", err)
 		return
 	}
-	for _, s := range subs {
+	for s := range e.subs {
 		s.Push(frame)
 	}
 }
@@ -157,26 +157,37 @@ func (r *Registry) presenceLocked(user string, e *entry) protocol.Presence {
 	return p
 }
 
-// Get returns the presence of each user, in order. Users never seen since
-// start get their last-seen time from the store.
+// Get returns the presence of each user, in order. Users not seen since
+// start get their last-seen time from the store; for subscribed users the
+// answer is kept, so each costs one store read however often it is asked.
 func (r *Registry) Get(ctx context.Context, users []string) []protocol.Presence {
 	out := make([]protocol.Presence, len(users))
 	for i, u := range users {
 		r.mu.Lock()
 		e := r.users[u]
-		// An entry that is offline and has no last-seen time exists only for
-		// its subscribers; the store knows when the user was last seen.
-		known := e != nil && (e.devices > 0 || !e.lastSeen.IsZero())
+		known := e != nil && (e.devices > 0 || e.loaded)
 		if known {
 			out[i] = r.presenceLocked(u, e)
 		}
 		r.mu.Unlock()
-		if !known {
-			out[i] = protocol.Presence{User: u}
-			if t, err := r.store.LastSeen(ctx, u); err == nil && !t.IsZero() {
-				out[i].LastSeen = t.UnixMilli()
-			}
+		if known {
+			continue
 		}
+		out[i] = protocol.Presence{User: u}
+		t, err := r.store.LastSeen(ctx, u)
+		if err != nil {
+			continue // not kept: the next Get asks again
+		}
+		if !t.IsZero() {
+			out[i].LastSeen = t.UnixMilli()
+		}
+		r.mu.Lock()
+		// Keep it only for an entry that exists (for its subscribers) and
+		// learnt nothing newer meanwhile.
+		if e := r.users[u]; e != nil && !e.loaded && e.devices == 0 {
+			e.lastSeen, e.loaded = t.UTC(), true
+		}
+		r.mu.Unlock()
 	}
 	return out
 }
@@ -228,35 +239,63 @@ func (r *Registry) flushLoop() {
 	for {
 		select {
 		case <-t.C:
-			r.flush()
+			r.flush(context.Background()) // errors are logged; the times wait for the next flush
 		case <-r.stop:
-			r.flush()
 			return
 		}
 	}
 }
 
-func (r *Registry) flush() {
+// flush writes the pending last-seen times, each write bounded by
+// WriteTimeout and by ctx. Times whose write failed go back to the pending
+// set, unless a newer one for the same user arrived meanwhile, and are
+// retried by the next flush; the error is that of the first failed write.
+func (r *Registry) flush(ctx context.Context) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
 	r.mu.Lock()
 	byTime := make(map[time.Time][]string)
 	for u, t := range r.dirty {
 		byTime[t] = append(byTime[t], u)
-		delete(r.dirty, u)
-		if e := r.users[u]; e != nil {
-			r.forget(u, e)
+	}
+	clear(r.dirty)
+	r.mu.Unlock()
+	var first error
+	for t, ids := range byTime {
+		wctx, cancel := context.WithTimeout(ctx, WriteTimeout)
+		err := r.store.SetLastSeen(wctx, ids, t)
+		cancel()
+		if err != nil {
+			r.log.Error("persist last seen", "users", len(ids), "err", err)
+			if first == nil {
+				first = err
+			}
+			byTime[t] = nil
+			r.mu.Lock()
+			for _, u := range ids {
+				if newer, ok := r.dirty[u]; !ok || newer.Before(t) {
+					r.dirty[u] = t
+				}
+			}
+			r.mu.Unlock()
+		}
+	}
+	r.mu.Lock()
+	for _, ids := range byTime {
+		for _, u := range ids {
+			if e := r.users[u]; e != nil {
+				r.forget(u, e)
+			}
 		}
 	}
 	r.mu.Unlock()
-	for t, ids := range byTime {
-		if err := r.store.SetLastSeen(context.Background(), ids, t); err != nil {
-			r.log.Error("persist last seen", "users", len(ids), "err", err)
-		}
-	}
+	return first
 }
 
-// Close records every online user as seen now, flushes, and stops the
-// flusher.
-func (r *Registry) Close() {
+// Close records every online user as seen now, flushes within ctx, and stops
+// the flusher. It returns the final flush's error: last-seen times it could
+// not write are lost. Later calls return the first call's result.
+func (r *Registry) Close(ctx context.Context) error {
 	r.once.Do(func() {
 		now := r.now().UTC().Truncate(time.Second)
 		r.mu.Lock()
@@ -267,6 +306,8 @@ func (r *Registry) Close() {
 		}
 		r.mu.Unlock()
 		close(r.stop)
+		<-r.stopped
+		r.closeErr = r.flush(ctx)
 	})
-	<-r.stopped
+	return r.closeErr
 }

@@ -23,7 +23,10 @@ const (
 	CodeTokenExpired     Code = "token_expired"      // the token's expiry has passed
 	CodeTokenRevoked     Code = "token_revoked"      // the token was revoked
 	CodeForbidden        Code = "forbidden"          // authenticated, but not allowed to do this
+	CodeReservedUser     Code = "reserved_user"      // the reserved system account cannot do this (hold a token)
+	CodeUserDeactivated  Code = "user_deactivated"   // the user was deactivated
 	CodeNotFound         Code = "not_found"          // no such user, conversation or resource
+	CodeMethodNotAllowed Code = "method_not_allowed" // a REST path that exists, with another method
 	CodeAlreadyExists    Code = "already_exists"     // the resource to create exists
 	CodeClientIDConflict Code = "client_id_conflict" // client message id reused with different content
 	CodeOutOfRange       Code = "out_of_range"       // seq outside what the user may see
@@ -33,15 +36,16 @@ const (
 	CodeInternal         Code = "internal"           // a server fault; logged, retry may succeed
 
 	// Kick reasons: the code of a kick frame.
-	CodeKickReplaced   Code = "replaced" // the same device connected again
-	CodeKickPolicy     Code = "policy"   // another device took this slot under the login policy
-	CodeKickAdmin      Code = "forced_offline"
-	CodeKickIdle       Code = "heartbeat_timeout"
-	CodeKickShutdown   Code = "shutdown"
-	CodeKickRevoked         = CodeTokenRevoked // the token was revoked
-	CodeKickExpired         = CodeTokenExpired // the token expired while connected
-	CodeKickProtocol   Code = "protocol_error"
-	CodeKickSlowClient      = CodeSlowConsumer // closed without a kick frame: the queue is full
+	CodeKickReplaced    Code = "replaced" // the same device connected again
+	CodeKickPolicy      Code = "policy"   // another device took this slot under the login policy
+	CodeKickAdmin       Code = "forced_offline"
+	CodeKickIdle        Code = "heartbeat_timeout"
+	CodeKickShutdown    Code = "shutdown"
+	CodeKickRevoked          = CodeTokenRevoked // the token was revoked
+	CodeKickExpired          = CodeTokenExpired // the token expired while connected
+	CodeKickProtocol    Code = "protocol_error"
+	CodeKickDeactivated      = CodeUserDeactivated // the user was deactivated
+	CodeKickSlowClient       = CodeSlowConsumer    // closed without a kick frame: the queue is full
 )
 
 // HTTPStatus is the HTTP status a REST response uses for the code.
@@ -53,10 +57,12 @@ func (c Code) HTTPStatus() int {
 		return http.StatusRequestEntityTooLarge
 	case CodeUnauthenticated, CodeTokenExpired, CodeTokenRevoked:
 		return http.StatusUnauthorized
-	case CodeForbidden, CodeDisabled:
+	case CodeForbidden, CodeDisabled, CodeReservedUser, CodeUserDeactivated:
 		return http.StatusForbidden
 	case CodeNotFound:
 		return http.StatusNotFound
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case CodeAlreadyExists, CodeClientIDConflict:
 		return http.StatusConflict
 	case CodeOutOfRange:

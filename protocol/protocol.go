@@ -1,7 +1,8 @@
 // Package protocol defines Parley's WebSocket wire format: the frame envelope,
 // the payload of every frame type, the stable error codes and the protocol
 // version. The server, the Go SDK and the load generator all share it, so a
-// change here is a change to the public protocol: record it in Version's history.
+// change here is a change to the public protocol: docs/protocol.md is its
+// contract, and records every change in its dated history.
 package protocol
 
 import (
@@ -9,12 +10,8 @@ import (
 )
 
 // Version is the protocol version the server speaks; it is sent in the hello
-// frame so clients can tell what they are talking to.
-//
-// History:
-//   - 1 (2026-11-22): first version: send/ack, message, pull, conversations,
-//     read receipts, clear, presence, ping, kick.
-//   - 2 (2026-11-27): group conversations; conversations paged with more.
+// frame so clients can tell what they are talking to. Its dated history is
+// the last section of docs/protocol.md.
 const Version = 2
 
 // Frame is the envelope of every WebSocket text message in both directions.

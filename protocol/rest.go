@@ -17,8 +17,10 @@ type User struct {
 	Nickname  string          `json:"nickname"`
 	AvatarURL string          `json:"avatar_url"`
 	Extra     json.RawMessage `json:"extra,omitempty"`
-	CreatedAt time.Time       `json:"created_at"`
-	UpdatedAt time.Time       `json:"updated_at"`
+	// Deactivated is true for a deactivated user; omitted otherwise.
+	Deactivated bool      `json:"deactivated,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Token is a minted device token and when it expires.

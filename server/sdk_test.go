@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +42,13 @@ func (in *inbox) count(conv string) int {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return len(in.msgs[conv])
+}
+
+// messages returns a copy of what was delivered in conv.
+func (in *inbox) messages(conv string) []protocol.Message {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return slices.Clone(in.msgs[conv])
 }
 
 func (in *inbox) waitFor(conv string, n int) {
@@ -150,8 +158,9 @@ func TestOfflineDeviceCatchesUpAfterBurst(t *testing.T) {
 		t.Fatalf("device that was away delivered %d messages, want %d", n, burst+1)
 	}
 	// Both devices saw the same messages in the same order.
-	for i, m := range online.msgs[conv] {
-		if away.msgs[conv][i].ServerID != m.ServerID {
+	awayMsgs := away.messages(conv)
+	for i, m := range online.messages(conv) {
+		if awayMsgs[i].ServerID != m.ServerID {
 			t.Fatalf("message %d differs between devices", i)
 		}
 	}
@@ -184,7 +193,7 @@ func TestRestartedAppResumesFromItsPositions(t *testing.T) {
 	second.last[conv] = positions[conv]
 	dialSDK(t, s, bobTok, second, func(o *client.Options) { o.Positions = positions })
 	second.waitFor(conv, 3)
-	if got := second.msgs[conv][0].Seq; got != 6 {
+	if got := second.messages(conv)[0].Seq; got != 6 {
 		t.Fatalf("resumed at seq %d, want 6", got)
 	}
 }

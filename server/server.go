@@ -127,7 +127,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	}, accounts, hub, s.messages, s.presence, log)
 	if err != nil {
 		s.messages.Close()
-		s.presence.Close()
+		s.presence.Close(ctx)
 		st.Close()
 		lock.Close()
 		return nil, err
@@ -137,7 +137,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	mux := http.NewServeMux()
 	(&api.API{Accounts: accounts, Messages: s.messages, Gateway: s.gateway, Presence: s.presence, Backup: st.Backup, Log: log}).Routes(mux)
 	mux.Handle("GET /v1/ws", s.gateway)
-	mux.HandleFunc("/", api.NotFound)
 	ops := mux // where /metrics and the profiler are served
 	if cfg.AdminAddr != "" {
 		ops = http.NewServeMux()
@@ -163,7 +162,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 		io.WriteString(w, "ready\n")
 	})
 	s.http = &http.Server{
-		Handler:           logRequests(log, mux),
+		Handler:           logRequests(log, api.Handler(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -286,7 +285,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 		s.messages.Close()
-		s.presence.Close()
+		if err := s.presence.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("server: flush last seen: %w", err))
+		}
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("server: close store: %w", err))
 		}

@@ -84,7 +84,9 @@ type Users interface {
 }
 
 // Revocation says that tokens of User (and of Device alone, when Device is
-// not empty) issued before Before are no longer valid.
+// not empty) issued before Before are no longer valid. Before may lie far in
+// the future (package account deactivates a user with one at the end of
+// year 9999); implementations store it exactly, to the millisecond.
 type Revocation struct {
 	User   string
 	Device string

@@ -138,7 +138,7 @@ func (s *Server) Token(user, device string) string {
 	return tok
 }
 
-// Reject makes tok refused at upgrade with HTTP 401 and code.
+// Reject makes tok refused at upgrade with code, and its HTTP status.
 func (s *Server) Reject(tok string, code protocol.Code) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/parleyim/parley/store"
 )
@@ -53,6 +54,21 @@ func testTokens(t *testing.T, open opener) {
 			if got[i].User != want[i].User || got[i].Device != want[i].Device || !sameTime(got[i].Before, want[i].Before) {
 				t.Errorf("Revocations[%d] = %+v, want %+v", i, got[i], want[i])
 			}
+		}
+	})
+	t.Run("far future before", func(t *testing.T) {
+		// account deactivates a user with a revocation at the end of year
+		// 9999: it must come back exactly, and stay above later ones.
+		s := open(t)
+		end := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+		for _, r := range []store.Revocation{{User: "u1", Before: end}, {User: "u1", Before: at(40)}} {
+			if err := s.Revoke(t.Context(), r); err != nil {
+				t.Fatalf("Revoke(%+v): %v", r, err)
+			}
+		}
+		got, err := s.Revocations(t.Context())
+		if err != nil || len(got) != 1 || !got[0].Before.Equal(end) {
+			t.Fatalf("Revocations = %v, %v; want u1 before %v", got, err, end)
 		}
 	})
 }
