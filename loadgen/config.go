@@ -25,7 +25,15 @@ type Config struct {
 	// peers (the next users round a ring) instead of to anyone at random,
 	// so the run reuses conversations as real chat does.
 	Contacts   int
-	UserPrefix string // prefix of the user ids; "" means "lg"
+	UserPrefix string // prefix of the user ids and group names; "" means "lg"
+
+	// Groups, when positive, makes setup create that many group
+	// conversations of GroupSize members each, and the senders send to
+	// them instead of one-to-one: group k has users k·GroupSize onwards,
+	// round the ring of Users, so with Groups·GroupSize ≥ Users every
+	// user is a member of some group. Only connections of members send.
+	Groups    int
+	GroupSize int // members per group; 0 means Users
 
 	Rate     float64 // messages per second in total; 0 sends as fast as Inflight allows
 	Inflight int     // sends in flight per sending connection; 0 means 4
@@ -89,11 +97,25 @@ func (c Config) withDefaults() (Config, error) {
 	if c.UserPrefix == "" {
 		c.UserPrefix = defaultPrefix
 	}
+	if c.Groups < 0 || c.GroupSize < 0 {
+		return c, errors.New("loadgen: negative groups or group size")
+	}
+	if c.Groups > 0 {
+		if c.GroupSize == 0 {
+			c.GroupSize = c.Users
+		}
+		if c.GroupSize < 2 || c.GroupSize > c.Users {
+			return c, fmt.Errorf("loadgen: group size must be from 2 to the %d users", c.Users)
+		}
+		if c.Contacts > 0 {
+			return c, errors.New("loadgen: contacts are for one-to-one runs, not with groups")
+		}
+	}
 	if c.Inflight <= 0 {
 		c.Inflight = defaultInflight
 	}
-	if c.Senders <= 0 || c.Senders > c.Conns {
-		c.Senders = c.Conns
+	if most := c.senderConns(); c.Senders <= 0 || c.Senders > most {
+		c.Senders = most
 	}
 	if c.Size <= 0 {
 		c.Size = defaultSize
@@ -108,6 +130,22 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("loadgen: negative rate, warmup or procs")
 	}
 	return c, nil
+}
+
+// members returns how many users, from user 0 on, belong to some group.
+func (c *Config) members() int {
+	if c.Groups == 0 {
+		return c.Users
+	}
+	return min(c.Users, c.Groups*c.GroupSize)
+}
+
+// senderConns returns how many connections may send: all of them, or with
+// groups those of group members.
+func (c *Config) senderConns() int {
+	m := c.members()
+	// Connection i belongs to user i mod Users.
+	return c.Conns/c.Users*m + min(c.Conns%c.Users, m)
 }
 
 // senders is the -senders flag: a fraction of the connections ("0.5",
@@ -206,6 +244,8 @@ Creates users and tokens over the admin REST API, opens WebSocket connections
 (spread over child processes with -procs), has senders send one-to-one
 messages to random other users, and reports throughput and the send→ack and
 send→deliver latencies, every second on stderr and in a summary on stdout.
+With -groups the senders send to group conversations instead, and the
+summary adds deliveries per second and the time to a message's last member.
 With -idle it only holds the connections and reports the server's resident
 memory per connection.
 
@@ -237,7 +277,9 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (cl
 	fs.IntVar(&c.Conns, "conns", 100, "WebSocket `connections`")
 	fs.IntVar(&c.Contacts, "contacts", 0, "each user sends to this many fixed `peers` (0: to any user at random, so most messages open a new conversation)")
 	fs.IntVar(&c.Users, "users", 0, "`users` the connections are spread over, round robin; more connections than users means several devices per user (default conns)")
-	fs.StringVar(&c.UserPrefix, "user-prefix", defaultPrefix, "`prefix` of the user ids")
+	fs.StringVar(&c.UserPrefix, "user-prefix", defaultPrefix, "`prefix` of the user ids and group names; runs at once against one server need different ones")
+	fs.IntVar(&c.Groups, "groups", 0, "send to this many group `conversations` instead of one-to-one; group k has users k×group-size onwards, round the users")
+	fs.IntVar(&c.GroupSize, "group-size", 0, "`members` per group (default users)")
 	fs.Float64Var(&c.Rate, "rate", 0, "messages per `second` in total; 0 sends flat out, bounded by -inflight")
 	fs.IntVar(&c.Inflight, "inflight", defaultInflight, "sends in flight per sending connection")
 	fs.Var(&snd, "senders", "connections that send: a fraction (0.5, 50%) or a count (100)")

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,12 +35,13 @@ func TestParseFlags(t *testing.T) {
 			name: "everything",
 			args: []string{"-url", "http://h:1", "-admin-key", "k", "-conns", "10", "-users", "5", "-rate", "50",
 				"-senders", "0.5", "-duration", "2s", "-warmup", "1s", "-size", "10", "-sources", "127.0.0.1-127.0.0.3,127.0.0.9",
-				"-procs", "2", "-idle", "-json", "-user-prefix", "x", "-connect-rate", "5", "-inflight", "2"},
+				"-procs", "2", "-idle", "-json", "-user-prefix", "x", "-connect-rate", "5", "-inflight", "2",
+				"-groups", "3", "-group-size", "4"},
 			check: func(t *testing.T, l cli) {
 				c := l.cfg
 				want := Config{URL: "http://h:1", AdminKey: "k", Conns: 10, Users: 5, UserPrefix: "x", Rate: 50, Inflight: 2,
 					Senders: 5, Size: 10, Warmup: time.Second, Duration: 2 * time.Second, Idle: true, Settle: 5 * time.Second,
-					ConnectRate: 5, Procs: 2}
+					ConnectRate: 5, Procs: 2, Groups: 3, GroupSize: 4}
 				srcs := c.Sources
 				c.Sources = nil
 				if fmt.Sprint(c) != fmt.Sprint(want) || !l.json {
@@ -142,6 +144,12 @@ func TestConfigValidation(t *testing.T) {
 		{name: "contacts", change: func(c *Config) { c.Contacts = 3 }},
 		{name: "as many contacts as users", change: func(c *Config) { c.Contacts = 4 }, wantErr: true},
 		{name: "negative contacts", change: func(c *Config) { c.Contacts = -1 }, wantErr: true},
+		{name: "groups", change: func(c *Config) { c.Groups, c.GroupSize = 2, 2 }},
+		{name: "groups of every user", change: func(c *Config) { c.Groups = 1 }},
+		{name: "group larger than users", change: func(c *Config) { c.Groups, c.GroupSize = 1, 5 }, wantErr: true},
+		{name: "group of one", change: func(c *Config) { c.Groups, c.GroupSize = 1, 1 }, wantErr: true},
+		{name: "negative groups", change: func(c *Config) { c.Groups = -1 }, wantErr: true},
+		{name: "groups and contacts", change: func(c *Config) { c.Groups, c.Contacts = 1, 1 }, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -151,6 +159,77 @@ func TestConfigValidation(t *testing.T) {
 				t.Errorf("withDefaults() error = %v, want error %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestGroupLayout(t *testing.T) {
+	tests := []struct {
+		name                  string
+		conns, users          int
+		groups, size, senders int
+		wantSenders           int // connections of members, the most that may send
+	}{
+		{name: "one group of all", conns: 10, users: 10, groups: 1, size: 10, senders: 10, wantSenders: 10},
+		{name: "some users in no group", conns: 20, users: 10, groups: 2, size: 3, senders: 20, wantSenders: 12},
+		{name: "groups overlap round the ring", conns: 7, users: 7, groups: 3, size: 4, senders: 2, wantSenders: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Config{URL: "http://h:1", AdminKey: "k", Conns: tt.conns, Users: tt.users,
+				Groups: tt.groups, GroupSize: tt.size, Senders: tt.senders}.withDefaults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Senders != tt.wantSenders {
+				t.Errorf("senders = %d, want %d", c.Senders, tt.wantSenders)
+			}
+			// groupsOf agrees with groupMembers, and members() counts the
+			// users in some group.
+			in := make(map[[2]int]bool)
+			for k := range tt.groups {
+				m := groupMembers(k, tt.size, tt.users)
+				if len(m) != tt.size {
+					t.Errorf("group %d has %d members", k, len(m))
+				}
+				for _, u := range m {
+					in[[2]int{u, k}] = true
+				}
+			}
+			members := 0
+			for u := range tt.users {
+				gs := groupsOf(u, tt.groups, tt.size, tt.users)
+				for k := range tt.groups {
+					if in[[2]int{u, k}] != slices.Contains(gs, k) {
+						t.Errorf("user %d in group %d: groupsOf says %v", u, k, gs)
+					}
+				}
+				if len(gs) > 0 {
+					members++
+					if u >= c.members() {
+						t.Errorf("user %d is in %v beyond the first %d", u, gs, c.members())
+					}
+				}
+			}
+			if members != c.members() {
+				t.Errorf("%d users in groups, members() = %d", members, c.members())
+			}
+		})
+	}
+}
+
+func TestFanoutTally(t *testing.T) {
+	// 4 connections of 2 users, one group of both: a message from user 0
+	// is due to user 1's two devices.
+	c := &Config{Conns: 4, Users: 2, Groups: 1, GroupSize: 2}
+	var tally fanoutTally
+	tally.add([]deliveredMsg{{Group: 0, Seq: 1, N: 1, MaxNS: 5e6}}, []ackedMsg{{Group: 0, Seq: 1, User: 0}, {Group: 0, Seq: 2, User: 1}})
+	tally.add([]deliveredMsg{{Group: 0, Seq: 1, N: 1, MaxNS: 9e6}, {Group: 0, Seq: 2, N: 1, MaxNS: 1e6}}, nil)
+	r := tally.result(c)
+	if r.expected != 4 || r.missing != 1 {
+		t.Errorf("expected %d, missing %d; want 4, 1", r.expected, r.missing)
+	}
+	if r.last.n != 2 || r.last.max != 9*time.Millisecond {
+		t.Errorf("last member: %d samples, max %v", r.last.n, r.last.max)
 	}
 }
 

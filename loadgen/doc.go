@@ -5,8 +5,12 @@
 // the send→ack and send→deliver latencies. Message content carries its send
 // time, so the recipient's SDK handler measures delivery; latencies across
 // processes are comparable because every process reads the same machine
-// clock. With Idle it only holds the connections and reports the server's
-// resident memory per connection, read from its /metrics.
+// clock. With Groups, setup creates group conversations and the senders
+// send to them; the shards account for each message's deliveries, and the
+// parent merges them into the time from send to a message's last member and
+// the deliveries that never came. With Idle it only holds the connections
+// and reports the server's resident memory per connection, read from its
+// /metrics.
 //
 // Run performs a test from a Config and returns a Summary; Main is the
 // command-line front end.
@@ -27,13 +31,16 @@
 // a bounded number at a time, and each sending connection runs Inflight
 // send slots, each with one send outstanding. Counters are atomics and
 // latencies go to lock-free histograms, so that the handlers of thousands
-// of clients never contend on a lock or allocate to record a message.
+// of clients never contend on a lock or allocate to record a message; in
+// group runs each delivery also updates its message's entry in a map split
+// over striped locks.
 //
 // # Lifecycle
 //
-// Setup (users, tokens) → connect (at ConnectRate) → every shard ready →
+// Setup (users, groups, tokens) → connect (at ConnectRate) → every shard ready →
 // start: Warmup, then the measured Duration → stop sending, wait for sends
-// in flight and a grace period for deliveries → close the connections →
+// in flight, then for deliveries until none came for a second (at most
+// ten) → close the connections →
 // results. Messages count when sent within the measured window, whenever
 // they are acked or delivered. In idle mode the parent reads the server's
 // memory Settle after every shard is ready and then stops them. An ended

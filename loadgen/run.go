@@ -60,14 +60,15 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Summary, error) 
 	}
 	a := newTarget(cfg.URL, cfg.AdminKey)
 	t0 := time.Now()
-	fmt.Fprintf(progress, "loadgen: creating %d users and minting %d tokens\n", cfg.Users, cfg.Conns)
+	fmt.Fprintf(progress, "loadgen: creating %d users and %d groups and minting %d tokens\n", cfg.Users, cfg.Groups, cfg.Conns)
 	specs, err := setup(ctx, &cfg, a)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(progress, "loadgen: setup done in %.1fs; connecting over %d process(es)\n", time.Since(t0).Seconds(), procs)
 
-	sum := &Summary{Conns: cfg.Conns, Users: cfg.Users, Procs: procs, Senders: cfg.Senders, Warmup: cfg.Warmup.Seconds()}
+	sum := &Summary{Conns: cfg.Conns, Users: cfg.Users, Procs: procs, Senders: cfg.Senders, Warmup: cfg.Warmup.Seconds(),
+		Groups: cfg.Groups, GroupSize: cfg.GroupSize}
 	var before map[string]float64
 	if cfg.Idle {
 		sum.Senders = 0
@@ -150,6 +151,8 @@ func makeJobs(c *Config, specs []connSpec, procs int) []job {
 			UserPrefix:  c.UserPrefix,
 			Users:       c.Users,
 			Contacts:    c.Contacts,
+			Groups:      c.Groups,
+			GroupSize:   c.GroupSize,
 			Interval:    interval,
 			Inflight:    c.Inflight,
 			Size:        c.Size,
@@ -401,7 +404,10 @@ func (co *coordinator) printProgress() {
 // summarize folds the shards' results into the summary.
 func (co *coordinator) summarize() {
 	sum := co.sum
-	var ack, deliver histogram
+	var (
+		ack, deliver histogram
+		groups       fanoutTally
+	)
 	for _, r := range co.results {
 		if r == nil {
 			continue
@@ -411,6 +417,8 @@ func (co *coordinator) summarize() {
 		sum.Sent += r.Sent
 		sum.Acked += r.Acked
 		sum.Delivered += r.Delivered
+		sum.Received += r.Received
+		groups.add(r.GroupDelivered, r.GroupAcked)
 		sum.Disconnects += r.Disconnects
 		sum.Reconnects += r.Reconnects
 		sum.Pulls += r.Pulls
@@ -425,6 +433,13 @@ func (co *coordinator) summarize() {
 		sum.SentPerSecond = float64(sum.Sent) / d
 		sum.AckedPerSecond = float64(sum.Acked) / d
 		sum.DeliveredPerSecond = float64(sum.Delivered) / d
+		sum.ReceivedPerSecond = float64(sum.Received) / d
+	}
+	if co.cfg.Groups > 0 {
+		f := groups.result(co.cfg)
+		sum.LastMemberLatency = latencyOf(&f.last)
+		sum.ExpectedDeliveries = f.expected
+		sum.MissingDeliveries = f.missing
 	}
 	sum.AckLatency = latencyOf(&ack)
 	sum.DeliverLatency = latencyOf(&deliver)

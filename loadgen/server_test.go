@@ -1,9 +1,11 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,4 +46,58 @@ func TestIntegration(t *testing.T) {
 		t.Errorf("delivered %d, want 2 × %d acked", sum.Delivered, sum.Acked)
 	}
 	t.Logf("ack %s; deliver %s", sum.AckLatency, sum.DeliverLatency)
+}
+
+// TestGroups runs short group workloads against a real server, in this
+// process and over child processes whose accounts of each message the
+// parent merges: 10 users with two devices each in 3 groups of 5, so users
+// 0-4 are in two groups and every message is due to 8 devices.
+func TestGroups(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	for _, procs := range []int{1, 2} {
+		t.Run("procs "+strconv.Itoa(procs), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cfg := Config{
+				URL:        s.URL,
+				AdminKey:   parleytest.AdminKey,
+				Conns:      20,
+				Users:      10,
+				UserPrefix: "grp" + strconv.Itoa(procs),
+				Groups:     3,
+				GroupSize:  5,
+				Rate:       100,
+				Warmup:     200 * time.Millisecond,
+				Duration:   time.Second,
+				Procs:      procs,
+				Command:    []string{os.Args[0]},
+			}
+			var progress syncBuffer
+			sum, err := Run(ctx, cfg, &progress)
+			if err != nil {
+				t.Fatalf("Run: %v\n%s", err, progress.String())
+			}
+			if sum.Connected != cfg.Conns || sum.Acked == 0 || sum.Acked != sum.Sent || len(sum.Errors) > 0 {
+				t.Fatalf("connected %d, sent %d, acked %d, errors %v", sum.Connected, sum.Sent, sum.Acked, sum.Errors)
+			}
+			const due = 5*2 - 2 // the group's devices less the sender's two
+			if sum.ExpectedDeliveries != due*sum.Acked || sum.MissingDeliveries != 0 || sum.Delivered != due*sum.Acked {
+				t.Errorf("delivered %d, expected %d, missing %d; want %d × %d acked",
+					sum.Delivered, sum.ExpectedDeliveries, sum.MissingDeliveries, due, sum.Acked)
+			}
+			last, all := sum.LastMemberLatency, sum.DeliverLatency
+			if last.Count != sum.Acked || last.P50 <= 0 || last.Max != all.Max {
+				t.Errorf("last member %+v, all deliveries %+v", last, all)
+			}
+			if sum.Received == 0 || sum.ReceivedPerSecond <= 0 {
+				t.Errorf("received %d (%.1f/s)", sum.Received, sum.ReceivedPerSecond)
+			}
+			var text bytes.Buffer
+			sum.WriteText(&text)
+			if !strings.Contains(text.String(), "last member") {
+				t.Errorf("summary:\n%s", &text)
+			}
+			t.Logf("summary:\n%s", &text)
+		})
+	}
 }

@@ -67,8 +67,71 @@ func userName(prefix string, i int) string {
 	return prefix + "-" + strconv.Itoa(i)
 }
 
-// setup creates the users and mints one token per connection. Connection
-// i belongs to user i mod Users, as device i div Users of that user.
+// groupName returns the name of group k; its conversation is "g:" and the
+// name.
+func groupName(prefix string, k int) string {
+	return prefix + "-g" + strconv.Itoa(k)
+}
+
+// groupMembers returns the indexes of the users in group k: size users
+// from k·size on, round the ring of users.
+func groupMembers(k, size, users int) []int {
+	m := make([]int, size)
+	for j := range m {
+		m[j] = (k*size + j) % users
+	}
+	return m
+}
+
+// groupsOf returns the groups user u belongs to.
+func groupsOf(u, groups, size, users int) []int {
+	var out []int
+	for k := range groups {
+		if (u-k*size%users+users)%users < size {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// createGroup creates group k with its members, in requests of at most
+// message.MaxMembersPerChange users. A group left by an earlier run with
+// the same prefix is fine if it has the same members.
+func (t *target) createGroup(ctx context.Context, c *Config, k int) error {
+	const perRequest = 1000
+	name := groupName(c.UserPrefix, k)
+	members := groupMembers(k, c.GroupSize, c.Users)
+	ids := make([]string, len(members))
+	for j, u := range members {
+		ids[j] = userName(c.UserPrefix, u)
+	}
+	first := ids[:min(len(ids), perRequest)]
+	_, err := t.api.CreateGroup(ctx, name, first)
+	var pe *protocol.Error
+	existed := errors.As(err, &pe) && pe.Code == protocol.CodeAlreadyExists
+	start := len(first)
+	if existed {
+		start = 0
+	} else if err != nil {
+		return fmt.Errorf("create group %s: %w", name, err)
+	}
+	have := len(first)
+	for lo := start; lo < len(ids); lo += perRequest {
+		now, err := t.api.AddMembers(ctx, name, ids[lo:min(len(ids), lo+perRequest)], false)
+		if err != nil {
+			return fmt.Errorf("add members to group %s: %w", name, err)
+		}
+		have = len(now)
+	}
+	if have != len(ids) {
+		return fmt.Errorf("group %s exists with %d members, want %d: use another -user-prefix", name, have, len(ids))
+	}
+	return nil
+}
+
+// setup creates the users and groups and mints one token per connection.
+// Connection i belongs to user i mod Users, as device i div Users of that
+// user.
 func setup(ctx context.Context, c *Config, a *target) ([]connSpec, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(setupConcurrency)
@@ -78,13 +141,27 @@ func setup(ctx context.Context, c *Config, a *target) ([]connSpec, error) {
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("loadgen: setup: %w", err)
 	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(setupConcurrency)
+	for k := range c.Groups {
+		g.Go(func() error { return a.createGroup(gctx, c, k) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("loadgen: setup: %w", err)
+	}
 	ttl := time.Hour + 2*(c.Warmup+c.Duration)
 	specs := make([]connSpec, c.Conns)
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(setupConcurrency)
+	members, eligible, mayN := c.members(), 0, c.senderConns()
 	for i := range specs {
 		user, dev := i%c.Users, i/c.Users
-		specs[i] = connSpec{User: user, Sender: isSender(i, c.Senders, c.Conns)}
+		specs[i] = connSpec{User: user}
+		if user < members {
+			// Senders spread evenly over the connections that may send.
+			specs[i].Sender = isSender(eligible, c.Senders, mayN)
+			eligible++
+		}
 		if len(c.Sources) > 0 {
 			specs[i].Source = c.Sources[i%len(c.Sources)].String()
 		}

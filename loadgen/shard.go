@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/parleyim/parley/client"
+	"github.com/parleyim/parley/conversation"
 	"github.com/parleyim/parley/protocol"
 )
 
@@ -27,7 +28,7 @@ const (
 	dialConcurrency = 128              // connection attempts in flight per shard
 	dialTimeout     = 30 * time.Second // per connection attempt, sync included
 	drainTimeout    = 10 * time.Second // for sends in flight when sending stops
-	deliverGrace    = time.Second      // for deliveries in flight once the last send is acked
+	deliverGrace    = time.Second      // without deliveries, once the last send is acked, ends a run
 	contentType     = "text"
 )
 
@@ -45,7 +46,9 @@ type job struct {
 	WSURL       string        `json:"ws_url"`
 	UserPrefix  string        `json:"user_prefix"`
 	Users       int           `json:"users"`
-	Contacts    int           `json:"contacts"` // fixed peers per user; 0 means anyone
+	Contacts    int           `json:"contacts"`         // fixed peers per user; 0 means anyone
+	Groups      int           `json:"groups,omitempty"` // send to groups instead, see Config.Groups
+	GroupSize   int           `json:"group_size,omitempty"`
 	Conns       []connSpec    `json:"conns"`
 	Interval    time.Duration `json:"interval"` // between the sends of one slot; 0 sends flat out
 	Inflight    int           `json:"inflight"` // slots per sending connection
@@ -99,6 +102,7 @@ type shardResult struct {
 	Sent           uint64            `json:"sent"`
 	Acked          uint64            `json:"acked"`
 	Delivered      uint64            `json:"delivered"`
+	Received       uint64            `json:"received"` // deliveries that arrived in the measured window
 	Errors         map[string]uint64 `json:"errors,omitempty"`
 	Ack            histogram         `json:"ack"`
 	Deliver        histogram         `json:"deliver"`
@@ -107,6 +111,11 @@ type shardResult struct {
 	Kicks          map[string]uint64 `json:"kicks,omitempty"`
 	Pulls          uint64            `json:"pulls"`
 	Retransmits    uint64            `json:"retransmits"`
+
+	// Group runs: every group message sent in the window that reached a
+	// connection of this shard, and those the shard's senders had acked.
+	GroupDelivered []deliveredMsg `json:"group_delivered,omitempty"`
+	GroupAcked     []ackedMsg     `json:"group_acked,omitempty"`
 }
 
 // Phases of a shard, as ticks report them.
@@ -123,6 +132,8 @@ const (
 type worker struct {
 	job     job
 	names   []string         // user ids by index
+	convs   []string         // group conversation ids by index
+	groupOf map[string]int32 // group index by conversation id; read-only
 	clients []*client.Client // by connection; nil where the connection failed
 	logw    io.Writer
 
@@ -133,6 +144,8 @@ type worker struct {
 	ackNow, deliverNow                  *recorder     // this second
 	sentTotal, ackedTotal, deliveredTot atomic.Uint64 // measured window
 	ackTotal, deliverTotal              *recorder     // measured window
+	receivedTot                         atomic.Uint64 // arrived in the measured window
+	fanout                              *fanoutRecorder
 	connected                           atomic.Int64
 	disconnects                         atomic.Uint64
 	connectTime                         time.Duration
@@ -140,6 +153,7 @@ type worker struct {
 
 	mu            sync.Mutex
 	errors        map[string]uint64 // guarded by mu
+	groupAcked    []ackedMsg        // guarded by mu
 	kicks         map[string]uint64 // guarded by mu
 	connectErrors map[string]int    // guarded by mu
 }
@@ -154,12 +168,19 @@ func newWorker(j job, logw io.Writer) *worker {
 		deliverNow:    newRecorder(),
 		ackTotal:      newRecorder(),
 		deliverTotal:  newRecorder(),
+		fanout:        newFanoutRecorder(),
+		convs:         make([]string, j.Groups),
+		groupOf:       make(map[string]int32, j.Groups),
 		errors:        make(map[string]uint64),
 		kicks:         make(map[string]uint64),
 		connectErrors: make(map[string]int),
 	}
 	for i := range w.names {
 		w.names[i] = userName(j.UserPrefix, i)
+	}
+	for k := range w.convs {
+		w.convs[k] = conversation.GroupID(groupName(j.UserPrefix, k))
+		w.groupOf[w.convs[k]] = int32(k)
 	}
 	w.phase.Store(phaseConnect)
 	return w
@@ -341,23 +362,31 @@ func (w *worker) connectedCount() int {
 }
 
 // onMessage returns the OnMessage handler of a connection of user self: it
-// measures the messages sent to self, not those self sent from another
-// device.
+// measures the messages sent to self, or to a group of the run by another
+// user, not those self sent from this device or another.
 func (w *worker) onMessage(self string) func(protocol.Message) {
 	return func(m protocol.Message) {
-		if m.To != self {
+		g, group := w.groupOf[m.Conversation]
+		if group && m.From == self || !group && m.To != self {
 			return
 		}
 		t, ok := sentAt(m.Content)
 		if !ok {
 			return
 		}
-		lat := time.Duration(time.Now().UnixNano() - t)
+		now := time.Now().UnixNano()
+		lat := time.Duration(now - t)
 		w.delivered.Add(1)
 		w.deliverNow.record(lat)
+		if w.inWindow(now) {
+			w.receivedTot.Add(1)
+		}
 		if w.inWindow(t) {
 			w.deliveredTot.Add(1)
 			w.deliverTotal.record(lat)
+			if group {
+				w.fanout.record(msgKey{Group: g, Seq: m.Seq}, lat)
+			}
 		}
 	}
 }
@@ -446,7 +475,24 @@ func (w *worker) run(ctx context.Context, start time.Time, cmds <-chan command) 
 		cancelSends()
 		<-drained
 	}
-	sleep(ctx, deliverGrace)
+	w.awaitDeliveries(ctx)
+}
+
+// awaitDeliveries waits until no delivery of a measured message has
+// arrived for deliverGrace, or for at most drainTimeout: a big group's
+// fan-out may trail its acks by more than the grace period.
+func (w *worker) awaitDeliveries(ctx context.Context) {
+	const poll = deliverGrace / 10
+	deadline := time.Now().Add(drainTimeout)
+	last, quietSince := w.deliveredTot.Load(), time.Now()
+	for time.Since(quietSince) < deliverGrace && time.Now().Before(deadline) {
+		if sleep(ctx, poll) != nil {
+			return
+		}
+		if n := w.deliveredTot.Load(); n != last {
+			last, quietSince = n, time.Now()
+		}
+	}
 }
 
 // peer picks the recipient of a message from user self: one of its
@@ -462,10 +508,17 @@ func (w *worker) peer(self int) int {
 	return to
 }
 
-// sendSlot sends one message at a time from c to random other users, every
-// job.Interval (or as fast as acks come back), until stop is closed.
+// sendSlot sends one message at a time from c to random other users, or to
+// random groups of self's, every job.Interval (or as fast as acks come
+// back), until stop is closed.
 func (w *worker) sendSlot(ctx context.Context, c *client.Client, self int, stop <-chan struct{}, phase time.Duration) {
 	buf := make([]byte, 0, w.job.Size+64)
+	var groups []int
+	if w.job.Groups > 0 {
+		if groups = groupsOf(self, w.job.Groups, w.job.GroupSize, w.job.Users); len(groups) == 0 {
+			return // setup makes only members senders
+		}
+	}
 	interval := w.job.Interval
 	next := time.Now().Add(phase)
 	timer := time.NewTimer(0)
@@ -489,7 +542,6 @@ func (w *worker) sendSlot(ctx context.Context, c *client.Client, self int, stop 
 			return
 		default:
 		}
-		to := w.peer(self)
 		t0 := time.Now()
 		sentAtNS := t0.UnixNano()
 		counted := w.inWindow(sentAtNS)
@@ -498,7 +550,17 @@ func (w *worker) sendSlot(ctx context.Context, c *client.Client, self int, stop 
 		if counted {
 			w.sentTotal.Add(1)
 		}
-		_, err := c.Send(ctx, w.names[to], contentType, buf)
+		var (
+			ack protocol.Ack
+			err error
+			g   int
+		)
+		if groups != nil {
+			g = groups[rand.IntN(len(groups))]
+			ack, err = c.SendTo(ctx, w.convs[g], contentType, buf)
+		} else {
+			ack, err = c.Send(ctx, w.names[w.peer(self)], contentType, buf)
+		}
 		if err != nil {
 			w.errs.Add(1)
 			w.mu.Lock()
@@ -515,6 +577,11 @@ func (w *worker) sendSlot(ctx context.Context, c *client.Client, self int, stop 
 		if counted {
 			w.ackedTotal.Add(1)
 			w.ackTotal.record(lat)
+			if groups != nil {
+				w.mu.Lock()
+				w.groupAcked = append(w.groupAcked, ackedMsg{Group: int32(g), Seq: ack.Seq, User: self})
+				w.mu.Unlock()
+			}
 		}
 	}
 }
@@ -594,6 +661,8 @@ func (w *worker) result() *shardResult {
 		Sent:           w.sentTotal.Load(),
 		Acked:          w.ackedTotal.Load(),
 		Delivered:      w.deliveredTot.Load(),
+		Received:       w.receivedTot.Load(),
+		GroupDelivered: w.fanout.messages(),
 		Disconnects:    w.disconnects.Load(),
 	}
 	w.ackTotal.drain(&r.Ack)
@@ -611,6 +680,7 @@ func (w *worker) result() *shardResult {
 	r.ConnectErrors = w.connectErrors
 	r.Errors = w.errors
 	r.Kicks = w.kicks
+	r.GroupAcked = w.groupAcked
 	return r
 }
 

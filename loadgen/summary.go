@@ -18,6 +18,9 @@ type Summary struct {
 	Senders int     `json:"senders"`
 	Warmup  float64 `json:"warmup_seconds"`
 
+	Groups    int `json:"groups,omitempty"`
+	GroupSize int `json:"group_size,omitempty"`
+
 	Connected      int            `json:"connected"`
 	ConnectFailed  int            `json:"connect_failed"`
 	ConnectErrors  map[string]int `json:"connect_errors,omitempty"`
@@ -32,6 +35,22 @@ type Summary struct {
 	DeliveredPerSecond float64 `json:"delivered_per_second"`
 	AckLatency         Latency `json:"ack_latency"`     // from send to ack
 	DeliverLatency     Latency `json:"deliver_latency"` // from send to OnMessage at the recipient
+
+	// Received counts the deliveries that arrived during the measured
+	// window, whenever their messages were sent: the delivery rate the
+	// clients saw.
+	Received          uint64  `json:"received"`
+	ReceivedPerSecond float64 `json:"received_per_second"`
+
+	// Group runs: over the messages acked in the window, the time from
+	// send to the last member's delivery (one sample per message), the
+	// deliveries due to the other members' devices (all connections of the
+	// run counted, so failed connections count as missing), and those that
+	// had not come once deliveries stopped (none for a second, at most ten
+	// seconds after the last ack).
+	LastMemberLatency  Latency `json:"last_member_latency"`
+	ExpectedDeliveries uint64  `json:"expected_deliveries,omitempty"`
+	MissingDeliveries  uint64  `json:"missing_deliveries,omitempty"`
 
 	Errors      map[string]uint64 `json:"errors,omitempty"` // failed sends by error code
 	Disconnects uint64            `json:"disconnects"`
@@ -104,11 +123,19 @@ func (s *Summary) WriteText(w io.Writer) error {
 			mib(m.RSSBefore), mib(m.RSSAfter), m.SettleSeconds, m.BytesPerConn/1024)
 		fmt.Fprintf(&b, "gateway      %d connections before, %d after\n", m.GatewayConnsBefore, m.GatewayConnsAfter)
 	}
+	if s.Groups > 0 {
+		fmt.Fprintf(&b, "groups       %d of %d members\n", s.Groups, s.GroupSize)
+	}
 	if s.Senders > 0 {
 		fmt.Fprintf(&b, "measured     %.1fs after %.1fs warmup, %d senders\n", s.MeasuredSeconds, s.Warmup, s.Senders)
 		fmt.Fprintf(&b, "sent         %d (%.1f/s)\n", s.Sent, s.SentPerSecond)
 		fmt.Fprintf(&b, "acked        %d (%.1f/s), %s\n", s.Acked, s.AckedPerSecond, s.AckLatency)
 		fmt.Fprintf(&b, "delivered    %d (%.1f/s), %s\n", s.Delivered, s.DeliveredPerSecond, s.DeliverLatency)
+		fmt.Fprintf(&b, "received     %d in the window (%.1f/s)\n", s.Received, s.ReceivedPerSecond)
+		if s.Groups > 0 {
+			fmt.Fprintf(&b, "last member  %d messages, %s\n", s.LastMemberLatency.Count, s.LastMemberLatency)
+			fmt.Fprintf(&b, "missing      %d of %d deliveries due\n", s.MissingDeliveries, s.ExpectedDeliveries)
+		}
 		fmt.Fprintf(&b, "errors       %s\n", fmtCounts(s.Errors))
 	}
 	fmt.Fprintf(&b, "connection   %d disconnects, %d reconnects, kicks %s, %d pulls, %d retransmits\n",
