@@ -14,13 +14,15 @@
 // fan-out workers, while the committer already commits the next batch.
 // Batches are delivered in commit order.
 //
-// Fan-out runs on a fixed set of workers, each with a bounded queue. A user
-// always maps to the same worker, so a user's frames keep their commit
-// order; a group message is split by worker up front (the audience cache
-// keeps each group's members split), so a large group spreads over all the
-// workers and one-to-one traffic queues behind a share of it, not all of it.
-// A full worker queue makes the delivery goroutine wait: back-pressure
-// reaches the committer and, through the bounded send queue, the senders.
+// A one-to-one message is delivered by the delivery goroutine itself (the
+// Router never blocks). A group message goes to a fixed set of fan-out
+// workers, each with a bounded queue; a user always maps to the same
+// worker, so a user's frames keep their commit order, and a group message is
+// split by worker up front (the audience cache keeps each group's members
+// split), so a large group spreads over all the workers. A full worker queue
+// never makes the delivery goroutine wait, which would stop every later ack:
+// the worker's share of that message is shed and re-pushed, as the
+// conversation's newest message, once the worker catches up (see fanOut).
 //
 // # Lifecycle
 //
@@ -74,7 +76,7 @@ type Service struct {
 	ids    *idGenerator
 
 	audience *audience
-	workers  []chan fanoutTask
+	workers  []*fanoutWorker
 	workWG   sync.WaitGroup
 
 	queue     chan *pending

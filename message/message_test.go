@@ -221,47 +221,155 @@ func TestSendValidation(t *testing.T) {
 	}
 }
 
-// blockingRouter holds every delivery until release is closed, and says
-// when the first one arrived.
-type blockingRouter struct {
+// eventRouter records deliveries, in order with the acks the test records,
+// in one log.
+type eventRouter struct {
 	recordingFanout
-	arrived chan struct{}
-	once    sync.Once
-	release chan struct{}
+	log *eventLog
 }
 
-func (b *blockingRouter) Deliver(users []string, frame []byte, except router.Device) {
-	b.once.Do(func() { close(b.arrived) })
-	<-b.release
-	b.recordingFanout.Deliver(users, frame, except)
+type eventLog struct {
+	mu     sync.Mutex
+	events []string // "ack <cid>" or "deliver <cid>"
+}
+
+func (l *eventLog) add(e string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func (r *eventRouter) Deliver(users []string, frame []byte, except router.Device) {
+	var f struct{ Data protocol.Message }
+	json.Unmarshal(frame, &f)
+	r.log.add("deliver " + f.Data.ClientID)
+	r.recordingFanout.Deliver(users, frame, except)
 }
 
 // TestBatchAckedBeforeFanout checks that every sender of a batch hears its
 // ack before any message of the batch is fanned out.
 func TestBatchAckedBeforeFanout(t *testing.T) {
 	st := &gatedStore{gate: make(chan struct{}), seq: map[string]int64{}}
-	r := &blockingRouter{arrived: make(chan struct{}), release: make(chan struct{})}
+	events := &eventLog{}
+	s := New(Config{}, st, everyoneExists{}, &eventRouter{log: events}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	const n = 20
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		cid := fmt.Sprint(i)
+		s.SendAsync(t.Context(), req("a", fmt.Sprint("u", i), cid), func(_ protocol.Ack, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			events.add("ack " + cid)
+			wg.Done()
+		})
+	}
+	close(st.gate) // the first send is one batch, the other 19 the next
+	wg.Wait()
+	s.Close()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for b, batch := range st.batches {
+		lastAck, firstDeliver := -1, len(events.events)
+		for _, m := range batch {
+			for i, e := range events.events {
+				switch e {
+				case "ack " + m.ClientID:
+					lastAck = max(lastAck, i)
+				case "deliver " + m.ClientID:
+					firstDeliver = min(firstDeliver, i)
+				}
+			}
+		}
+		if lastAck > firstDeliver {
+			t.Errorf("batch %d of %d messages: an ack (event %d) came after a delivery (event %d): %q", b, len(batch), lastAck, firstDeliver, events.events)
+		}
+	}
+}
+
+// groupStore is a gatedStore that knows one group conversation.
+type groupStore struct {
+	*gatedStore
+	members []string
+}
+
+func (g *groupStore) ConversationMembers(context.Context, string) ([]string, error) {
+	return g.members, nil
+}
+
+func (g *groupStore) MessageRange(_ context.Context, conv string, _, _, maxSeq int64, _ store.Direction, _ int) ([]store.Message, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var seq int64
+	for _, batch := range g.batches {
+		for _, m := range batch {
+			if m.Conversation != conv {
+				continue
+			}
+			if seq++; seq == maxSeq {
+				return []store.Message{{Conversation: conv, Seq: seq, ClientID: m.ClientID, Sender: m.Sender, ContentType: m.ContentType, Content: m.Content}}, nil
+			}
+		}
+	}
+	return nil, nil
+}
+
+// stallingRouter holds deliveries to one user until released, as a worker
+// that falls behind would; it records what the others and then that user
+// get.
+type stallingRouter struct {
+	recordingFanout
+	slow    string
+	release chan struct{}
+}
+
+func (r *stallingRouter) Deliver(users []string, frame []byte, except router.Device) {
+	if slices.Contains(users, r.slow) {
+		<-r.release
+	}
+	r.recordingFanout.Deliver(users, frame, except)
+}
+
+// TestGroupFanoutShedsAndCatchesUp stalls the fan-out worker of one member
+// while a group gets many messages: acks and deliveries to the others go
+// on, the stalled member's share is shed, and once the worker catches up the
+// member gets the group's newest message, from which it can pull the rest.
+func TestGroupFanoutShedsAndCatchesUp(t *testing.T) {
+	st := &groupStore{gatedStore: &gatedStore{gate: make(chan struct{}), seq: map[string]int64{}}, members: []string{"a", "b"}}
+	close(st.gate)
+	r := &stallingRouter{slow: "b", release: make(chan struct{})}
+	// One worker: a and b share it, so the stall holds both, and the
+	// queue of one task fills at once.
 	s := New(Config{FanoutWorkers: 1, FanoutQueue: 1}, st, everyoneExists{}, r, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer s.Close()
-	defer close(r.release)
 	const n = 20
-	acks := make(chan error, n)
 	for i := range n {
-		s.SendAsync(t.Context(), req("a", fmt.Sprint("u", i), fmt.Sprint(i)), func(_ protocol.Ack, err error) { acks <- err })
-	}
-	close(st.gate)
-	// The first delivery is held and the worker's queue holds one more:
-	// fan-out interleaved with acks would stall the third ack.
-	<-r.arrived
-	for i := range n {
-		select {
-		case err := <-acks:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%d of %d acks came while fan-out was held", i, n)
+		r := SendRequest{From: "a", Conversation: "g:team", ClientID: fmt.Sprint(i), ContentType: "text", Content: json.RawMessage(`{}`)}
+		if _, err := s.Send(t.Context(), r); err != nil {
+			t.Fatalf("send %d while fan-out is stalled: %v", i, err)
 		}
+	}
+	close(r.release)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		frames, _, _ := r.delivered()
+		var last protocol.Message
+		if len(frames) > 0 {
+			var f struct{ Data protocol.Message }
+			json.Unmarshal(frames[len(frames)-1], &f)
+			last = f.Data
+		}
+		if last.Seq == n {
+			if len(frames) == n {
+				t.Errorf("all %d messages were pushed: nothing was shed", n)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the newest message (seq %d) never reached the stalled member; last pushed %+v", n, last)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

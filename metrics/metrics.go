@@ -29,9 +29,10 @@ var (
 	Sends = counter("parley_messages_committed_total", "Messages committed.")
 	// Duplicates counts sends answered from an earlier commit with the same client message id.
 	Duplicates = counter("parley_messages_duplicate_total", "Sends that repeated a client message id.")
-	// FanoutWaits counts committed messages whose delivery waited for a
-	// full fan-out worker queue: fan-out is falling behind commits.
-	FanoutWaits = counter("parley_fanout_waits_total", "Fan-out hand-offs that waited for a full worker queue.")
+	// FanoutShed counts group message pushes shed because a fan-out
+	// worker's queue was full: fan-out is falling behind commits, and
+	// members are catching up by pulls.
+	FanoutShed = counter("parley_fanout_shed_total", "Group message pushes shed for a full fan-out worker queue.")
 	// CommitBatch observes how many messages each group commit carried.
 	CommitBatch = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "parley_commit_batch_size",
@@ -54,7 +55,7 @@ func init() {
 	Registry.MustRegister(
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector(),
-		Connections, FramesIn, FramesOut, SlowConsumers, Kicks, Sends, Duplicates, FanoutWaits,
+		Connections, FramesIn, FramesOut, SlowConsumers, Kicks, Sends, Duplicates, FanoutShed,
 		CommitBatch, CommitSeconds, Errors, HTTPRequests,
 	)
 }
