@@ -34,6 +34,7 @@ import (
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/store"
 	"github.com/parleyim/parley/store/sqlite"
+	"github.com/parleyim/parley/web"
 )
 
 // Server is one Parley process.
@@ -105,7 +106,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	mux := http.NewServeMux()
 	(&api.API{Accounts: accounts, Messages: s.messages, Gateway: s.gateway, Presence: s.presence, Log: log}).Routes(mux)
 	mux.Handle("GET /v1/ws", s.gateway)
-	mux.HandleFunc("/", api.NotFound)
+	mux.Handle("/", web.Handler(http.HandlerFunc(api.NotFound))) // the web client; anything else is a JSON not_found
 	if cfg.Pprof {
 		mux.Handle("/debug/pprof/", adminOnly(accounts, http.HandlerFunc(pprof.Index)))
 		mux.Handle("/debug/pprof/profile", adminOnly(accounts, http.HandlerFunc(pprof.Profile)))

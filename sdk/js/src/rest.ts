@@ -22,7 +22,8 @@ export class Rest {
    */
   constructor(readonly baseURL: string, public token?: string, fetchImpl?: FetchLike) {
     this.baseURL = baseURL.replace(/\/+$/, "");
-    this.fetch = fetchImpl ?? (globalThis.fetch as unknown as FetchLike);
+    // Browsers refuse a fetch called on another object ("Illegal invocation").
+    this.fetch = fetchImpl ?? (globalThis.fetch.bind(globalThis) as unknown as FetchLike);
   }
 
   /** request sends method path with an optional JSON body and returns the decoded reply. */
