@@ -2,6 +2,7 @@
 // (./sdk, compiled from sdk/js). No build step: `parley serve` embeds and
 // serves these files as they are.
 import { Client, Rest, ParleyError } from "./sdk/index.js";
+import { SharedClient } from "./tabs.js";
 
 const $ = (id) => document.getElementById(id);
 const WS_URL = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/v1/ws";
@@ -206,7 +207,7 @@ function startSession(session) {
   $("app").hidden = false;
   banner("");
   $("me-name").textContent = me;
-  const c = new Client({ url: WS_URL, token: session.token, startAtLatest: true });
+  const c = new SharedClient({ url: WS_URL, token: session.token, startAtLatest: true });
   client = c;
   c.on("state", (s) => client === c && onState(s));
   c.on("message", (m) => client === c && onMessage(m));
@@ -684,6 +685,11 @@ picker.addEventListener("keydown", (e) => {
     toggleEmoji(false);
     $("emoji-toggle").focus();
   }
+});
+
+// Signing out in one tab signs out every tab.
+window.addEventListener("storage", (e) => {
+  if (e.key === SESSION_KEY && !e.newValue && client) signOut("");
 });
 
 // ---------- start ----------

@@ -201,6 +201,35 @@ test("a reload keeps the session and the open chat", async () => {
   assert.deepEqual(alice.errors, []);
 });
 
+test("tabs of one browser share the connection and stay in sync", async () => {
+  const second = await alice.context.newPage();
+  const errors = [];
+  second.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  second.on("pageerror", (e) => errors.push(String(e)));
+  await second.goto(base + "/");
+  await second.waitForSelector("#conn-state.online");
+  await second.click("button.conv[data-peer=bob]");
+  await second.waitForSelector("#messages .msg.other .bubble:text('while you were away 8')");
+  await send(second, "from the second tab");
+  await alice.page.waitForSelector("#messages .msg.own .bubble:text('from the second tab')");
+  await bob.page.waitForSelector("#messages .msg.other .bubble:text('from the second tab')");
+  await send(bob.page, "seen by both tabs");
+  await second.waitForSelector("#messages .msg.other .bubble:text('seen by both tabs')");
+  await alice.page.waitForSelector("#messages .msg.other .bubble:text('seen by both tabs')");
+  assert.equal(await alice.page.locator("#banner").isHidden(), true, "no tab was pushed out");
+
+  // The first tab closes; the second takes the connection over.
+  await alice.page.close();
+  await send(bob.page, "after the first tab closed");
+  await second.waitForSelector("#messages .msg.other .bubble:text('after the first tab closed')");
+  await send(second, "still here");
+  await bob.page.waitForSelector("#messages .msg.other .bubble:text('still here')");
+  const texts = await bubbles(second, "other");
+  assert.equal(new Set(texts).size, texts.length, "no message shown twice");
+  assert.deepEqual(errors, []);
+  alice.page = second;
+});
+
 test("server errors show as readable messages next to the message or form", async () => {
   await send(alice.page, "x".repeat(33000));
   const failed = alice.page.locator("#messages .msg.failed .error");
