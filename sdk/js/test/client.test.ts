@@ -185,3 +185,21 @@ test("sends made while the server restarts are retransmitted and delivered once,
     await own.destroy();
   }
 });
+
+test("heartbeats keep a connection open past the server's idle timeout", async () => {
+  const own = new Server(["--heartbeat", "200ms", "--idle-timeout", "600ms"]);
+  await own.start();
+  try {
+    const c = await own.client(await own.user("hb-alice"));
+    assert.equal(c.hello?.heartbeat_ms, 200);
+    const kicks: string[] = [];
+    c.on("kicked", (k) => kicks.push(k.code));
+    // Three idle timeouts pass with nothing but heartbeats on the wire.
+    await new Promise((r) => setTimeout(r, 1800));
+    assert.deepEqual(kicks, []);
+    assert.equal(c.state, "connected");
+    assert.equal(c.stats.connects, 1);
+  } finally {
+    await own.destroy();
+  }
+});
