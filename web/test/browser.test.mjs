@@ -230,6 +230,31 @@ test("tabs of one browser share the connection and stay in sync", async () => {
   alice.page = second;
 });
 
+test("scrolling up loads older history, in order", async () => {
+  const token = await bob.page.evaluate(() => JSON.parse(localStorage.getItem("parley.session")).token);
+  for (let i = 1; i <= 120; i++) {
+    const res = await fetch(base + "/v1/messages", {
+      method: "POST",
+      headers: { Authorization: "Bearer " + token },
+      body: JSON.stringify({ to: "alice", cid: "history-" + i, ctype: "text", content: { text: "history " + i } }),
+    });
+    assert.equal(res.status, 200);
+  }
+  await alice.page.reload();
+  await alice.page.waitForSelector("#messages .msg.other .bubble:text('history 120')");
+  const count = () => alice.page.$$eval("#messages .msg[data-seq]", (els) => els.length);
+  assert.equal(await count(), 50, "the newest page first");
+  const total = await alice.page.evaluate(() => Number(document.querySelector("#messages .msg[data-seq]:last-child")?.dataset.seq));
+  while ((await count()) < total) {
+    const before = await count();
+    await alice.page.$eval("#messages", (el) => el.scrollTo(0, 0));
+    await alice.page.waitForFunction((n) => document.querySelectorAll("#messages .msg[data-seq]").length > n, before);
+  }
+  const seqs = await alice.page.$$eval("#messages .msg[data-seq]", (els) => els.map((e) => Number(e.dataset.seq)));
+  assert.deepEqual(seqs, Array.from({ length: total }, (_, i) => i + 1));
+  assert.equal(await alice.page.locator("#messages .day").count(), 1, "one day, one separator");
+});
+
 test("server errors show as readable messages next to the message or form", async () => {
   await send(alice.page, "x".repeat(33000));
   const failed = alice.page.locator("#messages .msg.failed .error");
