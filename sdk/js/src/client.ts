@@ -181,7 +181,8 @@ export class Client {
   private readonly subs = new Set<string>();
   private readonly cidPrefix: string;
   private nextId = 0;
-  private conn?: Conn;
+  private conn?: Conn; // the connection in service, from its hello until it ends
+  private active?: Conn; // the connection being opened or in service
   private stopped = false;
   private stopErr?: Error;
   private started = false;
@@ -353,7 +354,7 @@ export class Client {
     const closed = err instanceof ParleyError ? err : new ParleyError(Codes.Closed, err.message);
     for (const s of this.sends.values()) this.finishSend(s, undefined, closed);
     this.sends.clear();
-    if (this.conn) this.conn.end(closed);
+    if (this.active) this.active.end(closed);
     clearTimeout(this.pullTimer);
     clearTimeout(this.sleepTimer);
     this.wakeSleep?.();
@@ -450,14 +451,15 @@ export class Client {
           cn.ended = true;
           clearInterval(cn.heartbeat);
           clearTimeout(cn.dialTimer);
-          ws.onmessage = ws.onopen = ws.onerror = null;
-          ws.onclose = null;
+          ws.onmessage = ws.onopen = ws.onclose = null;
+          ws.onerror = () => {}; // closing a socket still connecting may report an error; nobody needs it
           try {
             ws.close(1000);
           } catch {
             // already closed
           }
           if (this.conn === cn) this.conn = undefined;
+          if (this.active === cn) this.active = undefined;
           const gone = new ParleyError(Codes.Disconnected, "connection lost: " + cause.message);
           for (const [id, p] of this.pending) {
             if (p.cn === cn) {
@@ -469,6 +471,7 @@ export class Client {
           resolve({ opened: cn.hello !== undefined, synced: cn.synced, kick: cn.kick, cause });
         },
       };
+      this.active = cn;
       cn.dialTimer = setTimeout(() => cn.end(new ParleyError(Codes.Timeout, "no hello within the dial timeout")), this.opts.dialTimeoutMs);
       ws.onmessage = (ev) => {
         cn.frames++;

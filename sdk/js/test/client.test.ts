@@ -203,3 +203,15 @@ test("heartbeats keep a connection open past the server's idle timeout", async (
     await own.destroy();
   }
 });
+
+test("close while connecting ends the attempt", async () => {
+  const token = await srv.user("close-early");
+  const c = new Client({ url: srv.wsURL, token, WebSocket: (await import("ws")).default as any });
+  const states: string[] = [];
+  c.on("state", (s) => states.push(s.state));
+  const ready = c.start();
+  c.close();
+  await assert.rejects(ready, (e: unknown) => e instanceof ParleyError && e.code === "closed");
+  await new Promise((r) => setTimeout(r, 200)); // a late hello would show as "connected"
+  assert.deepEqual(states, ["connecting", "stopped"]);
+});

@@ -34,7 +34,8 @@ export class Client {
     subs = new Set();
     cidPrefix;
     nextId = 0;
-    conn;
+    conn; // the connection in service, from its hello until it ends
+    active; // the connection being opened or in service
     stopped = false;
     stopErr;
     started = false;
@@ -194,8 +195,8 @@ export class Client {
         for (const s of this.sends.values())
             this.finishSend(s, undefined, closed);
         this.sends.clear();
-        if (this.conn)
-            this.conn.end(closed);
+        if (this.active)
+            this.active.end(closed);
         clearTimeout(this.pullTimer);
         clearTimeout(this.sleepTimer);
         this.wakeSleep?.();
@@ -298,8 +299,8 @@ export class Client {
                     cn.ended = true;
                     clearInterval(cn.heartbeat);
                     clearTimeout(cn.dialTimer);
-                    ws.onmessage = ws.onopen = ws.onerror = null;
-                    ws.onclose = null;
+                    ws.onmessage = ws.onopen = ws.onclose = null;
+                    ws.onerror = () => { }; // closing a socket still connecting may report an error; nobody needs it
                     try {
                         ws.close(1000);
                     }
@@ -308,6 +309,8 @@ export class Client {
                     }
                     if (this.conn === cn)
                         this.conn = undefined;
+                    if (this.active === cn)
+                        this.active = undefined;
                     const gone = new ParleyError(Codes.Disconnected, "connection lost: " + cause.message);
                     for (const [id, p] of this.pending) {
                         if (p.cn === cn) {
@@ -319,6 +322,7 @@ export class Client {
                     resolve({ opened: cn.hello !== undefined, synced: cn.synced, kick: cn.kick, cause });
                 },
             };
+            this.active = cn;
             cn.dialTimer = setTimeout(() => cn.end(new ParleyError(Codes.Timeout, "no hello within the dial timeout")), this.opts.dialTimeoutMs);
             ws.onmessage = (ev) => {
                 cn.frames++;
