@@ -22,7 +22,7 @@ function quantile(xs: number[], q: number): number {
 
 async function main(): Promise<void> {
   if (!(globalThis as { gc?: unknown }).gc) throw new Error("run with node --expose-gc");
-  const srv = new Server(["--log-level", "warn"]);
+  const srv = new Server();
   await srv.start();
   try {
     const alice = await srv.client(await srv.user("bench-alice"));
