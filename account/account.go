@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -47,6 +48,11 @@ const SystemUser = "system"
 const (
 	metaSigningKey   = "token_signing_key"
 	metaAdminKeyHash = "admin_key_sha256"
+	// metaFirstRun is "open" if the store held no user but system when this
+	// rule first ran, "closed" otherwise; metaAdminUser exists once the app
+	// server has created a user. See Service.FirstRunRegistration.
+	metaFirstRun  = "first_run_registration"
+	metaAdminUser = "admin_created_user"
 )
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
@@ -84,6 +90,7 @@ type Service struct {
 	hashSlots  chan struct{}
 	idKey      func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte // argon2.IDKey
 	now        func() time.Time
+	firstRun   atomic.Bool
 
 	knownMu  sync.Mutex
 	known    map[string]struct{} // active users seen to exist; guarded by knownMu
@@ -155,8 +162,46 @@ func New(ctx context.Context, st Store, cfg Config) (s *Service, newAdminKey str
 	if err := s.ensureSystemUser(ctx); err != nil {
 		return nil, "", err
 	}
+	if err := s.loadFirstRun(ctx); err != nil {
+		return nil, "", err
+	}
 	return s, newAdminKey, nil
 }
+
+// loadFirstRun decides whether first-run registration is open: the store
+// started empty under this rule (an older store that already had users
+// counts as set up) and the app server has not created a user since.
+func (s *Service) loadFirstRun(ctx context.Context) error {
+	users, err := s.store.ListUsers(ctx, store.UserQuery{Limit: 2})
+	if err != nil {
+		return fmt.Errorf("account: first run: %w", err)
+	}
+	state := "open"
+	for _, u := range users {
+		if u.ID != SystemUser {
+			state = "closed"
+		}
+	}
+	if state, err = s.store.SetMetaValue(ctx, metaFirstRun, state); err != nil {
+		return fmt.Errorf("account: first run: %w", err)
+	}
+	_, err = s.store.MetaValue(ctx, metaAdminUser)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.firstRun.Store(state == "open")
+	case err != nil:
+		return fmt.Errorf("account: first run: %w", err)
+	}
+	return nil
+}
+
+// FirstRunRegistration reports whether self-registration is open because
+// the server is in its first run: its store started empty and no user has
+// been created with the admin key (CreateUser) since. The first such user
+// closes it for good, so a deployment whose app server manages users is
+// never open to strangers once set up, while a newcomer's fresh server lets
+// people sign up from the web client. AllowRegistration opens it always.
+func (s *Service) FirstRunRegistration() bool { return s.firstRun.Load() }
 
 func (s *Service) ensureSystemUser(ctx context.Context) error {
 	now := s.now().UTC()
@@ -190,8 +235,21 @@ type NewUser struct {
 	Password  string          `json:"password,omitempty"`
 }
 
-// CreateUser validates and stores a new user.
+// CreateUser validates and stores a new user on behalf of the app server
+// (the admin key), which ends first-run registration.
 func (s *Service) CreateUser(ctx context.Context, in NewUser) (store.User, error) {
+	u, err := s.createUser(ctx, in)
+	if err == nil && s.firstRun.Load() {
+		if _, err := s.store.SetMetaValue(ctx, metaAdminUser, u.ID); err != nil {
+			return u, fmt.Errorf("account: create user: %w", err)
+		}
+		s.firstRun.Store(false)
+	}
+	return u, err
+}
+
+// createUser validates and stores a new user.
+func (s *Service) createUser(ctx context.Context, in NewUser) (store.User, error) {
 	if in.ID == "" {
 		in.ID = "u_" + randomHex(8)
 	}

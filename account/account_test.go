@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/store"
 	"github.com/parleyim/parley/store/sqlite"
 )
 
@@ -193,8 +194,61 @@ func TestPasswords(t *testing.T) {
 		}
 	}
 	closed := newService(t, Config{})
+	if _, err := closed.CreateUser(ctx, NewUser{ID: "made-by-admin"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := closed.Register(ctx, NewUser{ID: "eve", Password: "correct horse"}); code(err) != protocol.CodeDisabled {
 		t.Fatalf("registration when disabled: %v", err)
+	}
+}
+
+func TestFirstRunRegistration(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"), sqlite.Options{Sync: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	open := func() *Service {
+		s, _, err := New(ctx, st, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	if !s.FirstRunRegistration() {
+		t.Fatal("a fresh store must allow first-run registration")
+	}
+	for _, id := range []string{"ann", "ben"} {
+		if _, err := s.Register(ctx, NewUser{ID: id, Password: "correct horse"}); err != nil {
+			t.Fatalf("first-run register %s: %v", id, err)
+		}
+	}
+	if s = open(); !s.FirstRunRegistration() {
+		t.Fatal("self-registered users must not close first-run registration across restarts")
+	}
+	if _, err := s.CreateUser(ctx, NewUser{ID: "made-by-admin"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Register(ctx, NewUser{ID: "cat", Password: "correct horse"}); code(err) != protocol.CodeDisabled {
+		t.Fatalf("register after an admin-made user: %v", err)
+	}
+	if s = open(); s.FirstRunRegistration() {
+		t.Fatal("an admin-made user must close first-run registration for good")
+	}
+
+	// A store that had users before the rule existed counts as set up.
+	old, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "old.db"), sqlite.Options{Sync: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := old.CreateUser(ctx, store.User{ID: "legacy"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _, _ := New(ctx, old, Config{}); s.FirstRunRegistration() {
+		t.Fatal("a store with users must not open first-run registration")
 	}
 }
 

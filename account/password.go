@@ -85,15 +85,17 @@ func (s *Service) checkPassword(ctx context.Context, encoded, password string) (
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
 
-// Register creates a user with a password, if self-registration is enabled.
+// Register creates a user with a password, if self-registration is enabled
+// (Config.AllowRegistration) or still open on a first run
+// (FirstRunRegistration).
 func (s *Service) Register(ctx context.Context, in NewUser) (NewUserResult, error) {
-	if !s.cfg.AllowRegistration {
+	if !s.cfg.AllowRegistration && !s.firstRun.Load() {
 		return NewUserResult{}, protocol.Errorf(protocol.CodeDisabled, "self-registration is disabled")
 	}
 	if in.ID == "" || in.Password == "" {
 		return NewUserResult{}, protocol.Errorf(protocol.CodeInvalidArgument, "id and password are required")
 	}
-	u, err := s.CreateUser(ctx, in)
+	u, err := s.createUser(ctx, in)
 	return NewUserResult{ID: u.ID}, err
 }
 

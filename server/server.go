@@ -43,6 +43,7 @@ import (
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/store"
 	"github.com/parleyim/parley/store/embedded"
+	"github.com/parleyim/parley/web"
 )
 
 // Server is one Parley process.
@@ -162,7 +163,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 		io.WriteString(w, "ready\n")
 	})
 	s.http = &http.Server{
-		Handler:           logRequests(log, api.Handler(mux)),
+		Handler:           logRequests(log, web.Handler(api.Handler(mux))), // the web client at /, then the API
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -1,0 +1,68 @@
+/**
+ * Codes the server uses in error frames, kick frames and REST error bodies
+ * (docs/protocol.md, "Error codes"), and the few the SDK adds for failures
+ * that never reached the server.
+ */
+export const Codes = {
+  BadFrame: "bad_frame",
+  UnknownType: "unknown_type",
+  FrameTooLarge: "frame_too_large",
+  ContentTooLarge: "content_too_large",
+  InvalidUTF8: "invalid_utf8",
+  InvalidArgument: "invalid_argument",
+  Unauthenticated: "unauthenticated",
+  TokenExpired: "token_expired",
+  TokenRevoked: "token_revoked",
+  Forbidden: "forbidden",
+  NotFound: "not_found",
+  AlreadyExists: "already_exists",
+  ClientIDConflict: "client_id_conflict",
+  OutOfRange: "out_of_range",
+  Disabled: "disabled",
+  SlowConsumer: "slow_consumer",
+  Unavailable: "unavailable",
+  Internal: "internal",
+  // Kick codes.
+  Replaced: "replaced",
+  Policy: "policy",
+  ForcedOffline: "forced_offline",
+  HeartbeatTimeout: "heartbeat_timeout",
+  Shutdown: "shutdown",
+  ProtocolError: "protocol_error",
+  // Client-side codes: the request never got an answer.
+  /** No connection was up, or it dropped before the reply; the outcome is unknown. */
+  Disconnected: "disconnected",
+  /** The client was closed or stopped for good. */
+  Closed: "closed",
+  /** No reply within the time allowed; the outcome is unknown. */
+  Timeout: "timeout",
+  /** The network failed (a REST request that got no HTTP answer). */
+  Network: "network",
+} as const;
+
+/**
+ * ParleyError is every error the SDK reports: code is the server's stable
+ * code (or one of the client-side codes in Codes), status the HTTP status
+ * for REST errors, message for humans only.
+ */
+export class ParleyError extends Error {
+  readonly code: string;
+  readonly status?: number;
+
+  constructor(code: string, message: string, status?: number) {
+    super(message || code);
+    this.name = "ParleyError";
+    this.code = code;
+    this.status = status;
+  }
+
+  /** retryable reports whether repeating the request (a send with the same cid) may succeed. */
+  get retryable(): boolean {
+    return this.code === Codes.Unavailable || this.code === Codes.Internal;
+  }
+}
+
+/** terminalKick reports whether a kick with code forbids reconnecting. */
+export function terminalKick(code: string): boolean {
+  return code === Codes.Replaced || code === Codes.Policy || code === Codes.ForcedOffline || code === Codes.TokenRevoked;
+}

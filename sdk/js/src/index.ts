@@ -1,0 +1,18 @@
+// Package @parley/client is the JavaScript SDK for Parley: see Client.
+export { Client, Defaults } from "./client.js";
+export type {
+  ClientOptions,
+  ClientEvents,
+  ClientStats,
+  ConnectionState,
+  SendOptions,
+  SendTarget,
+  StateChange,
+  WebSocketConstructor,
+  WebSocketLike,
+} from "./client.js";
+export { Codes, ParleyError, terminalKick } from "./errors.js";
+export { Rest, httpBase } from "./rest.js";
+export type { FetchLike } from "./rest.js";
+export { Sequencer } from "./sequencer.js";
+export type * from "./types.js";

@@ -1,0 +1,112 @@
+// Wire types of Parley's client protocol (docs/protocol.md), version 1.
+// Field names are the JSON names; times are Unix milliseconds.
+
+/** Hello is the first frame of every connection. */
+export interface Hello {
+  protocol: number;
+  user: string;
+  platform: string;
+  device: string;
+  heartbeat_ms: number;
+  server_time: number;
+}
+
+/** Message is one committed message of a conversation. */
+export interface Message {
+  conv: string;
+  seq: number;
+  sid: string;
+  cid: string;
+  from: string;
+  to: string;
+  ctype: string;
+  /** The JSON value sent, decoded. */
+  content: unknown;
+  ts: number;
+}
+
+/** Ack is the server's answer to a send once the message is committed. */
+export interface Ack {
+  cid: string;
+  conv: string;
+  seq: number;
+  sid: string;
+  ts: number;
+  /** True when this cid was committed before: the ack is the original one. */
+  dup?: boolean;
+}
+
+/** Conversation is one conversation as the user sees it. */
+export interface Conversation {
+  id: string;
+  kind: string;
+  peer?: string;
+  max_seq: number;
+  read_seq: number;
+  peer_read_seq: number;
+  min_seq: number;
+  unread: number;
+  last_message?: Message;
+  version: number;
+}
+
+/** Conversations is the reply to a conversations request. */
+export interface Conversations {
+  version: number;
+  conversations: Conversation[];
+}
+
+/** Messages is one page of a conversation's history, in ascending seq. */
+export interface Messages {
+  conv: string;
+  messages: Message[];
+  min_seq: number;
+  max_seq: number;
+  more: boolean;
+}
+
+/** Pull asks for a page of history. */
+export interface Pull {
+  conv: string;
+  from: number;
+  dir?: "forward" | "backward";
+  limit?: number;
+}
+
+/** Receipt says that reader has read conv up to seq. */
+export interface Receipt {
+  conv: string;
+  reader: string;
+  seq: number;
+  ts: number;
+}
+
+/** Presence is a user's online state. */
+export interface Presence {
+  user: string;
+  online: boolean;
+  devices: number;
+  last_seen?: number;
+}
+
+/** Kick is the last frame of a connection the server closes on purpose. */
+export interface Kick {
+  code: string;
+  message: string;
+}
+
+/** Token is a minted device token. */
+export interface Token {
+  token: string;
+  expires_at: string;
+}
+
+/** User is a user's public profile. */
+export interface User {
+  id: string;
+  nickname?: string;
+  avatar_url?: string;
+  extra?: unknown;
+  created_at?: string;
+  updated_at?: string;
+}

@@ -1,0 +1,743 @@
+import { Codes, ParleyError, terminalKick } from "./errors.js";
+import { Rest, httpBase } from "./rest.js";
+import { Sequencer } from "./sequencer.js";
+/** Defaults for the options left out. */
+export const Defaults = {
+    ackTimeoutMs: 5000,
+    backoffMinMs: 250,
+    backoffMaxMs: 30000,
+    dialTimeoutMs: 10000,
+    gapWaitMs: 200,
+    heartbeatMs: 30000, // when neither the options nor the server's hello set one
+    pullRetryMs: 1000,
+};
+const MAX_SAFE_VERSION = Number.MAX_SAFE_INTEGER;
+/**
+ * Client is one device's connection to a Parley server. It connects with a
+ * token, sends heartbeats, reconnects with exponential backoff and full
+ * jitter, retransmits sends with the same cid until acknowledged, delivers
+ * every message exactly once and in order per conversation (pulling gaps and
+ * catching up after every connection), and keeps the conversation list with
+ * unread counts current. It mirrors the Go SDK (package client).
+ *
+ * It stops for good when closed, when kicked with replaced, policy,
+ * forced_offline or token_revoked, or when the server refuses its token.
+ */
+export class Client {
+    opts;
+    WS;
+    listeners = new Map();
+    seq;
+    convs = new Map();
+    pending = new Map();
+    sends = new Map();
+    subs = new Set();
+    cidPrefix;
+    nextId = 0;
+    conn; // the connection in service, from its hello until it ends
+    active; // the connection being opened or in service
+    stopped = false;
+    stopErr;
+    started = false;
+    synced = false;
+    syncVersion;
+    pullTimer;
+    pullAt = 0;
+    sleepTimer;
+    wakeSleep;
+    readyResolve;
+    readyReject;
+    _state = "disconnected";
+    _user = "";
+    _hello;
+    lastToken = "";
+    counters = { connects: 0, sends: 0, retransmits: 0 };
+    /** ready resolves after the first sync of the conversation list, and rejects if the client stops before. */
+    ready;
+    constructor(opts) {
+        const u = new URL(opts.url);
+        if (u.protocol !== "ws:" && u.protocol !== "wss:")
+            throw new ParleyError(Codes.InvalidArgument, `url scheme ${u.protocol}: want ws: or wss:`);
+        if (!opts.token && !opts.tokenSource)
+            throw new ParleyError(Codes.InvalidArgument, "no token or tokenSource");
+        const WS = opts.WebSocket ?? globalThis.WebSocket;
+        if (!WS)
+            throw new ParleyError(Codes.InvalidArgument, "no WebSocket: pass options.WebSocket (in Node 20, the ws package's)");
+        this.WS = WS;
+        this.opts = {
+            ...opts,
+            ackTimeoutMs: opts.ackTimeoutMs ?? Defaults.ackTimeoutMs,
+            backoffMinMs: opts.backoffMinMs ?? Defaults.backoffMinMs,
+            backoffMaxMs: Math.max(opts.backoffMaxMs ?? Defaults.backoffMaxMs, opts.backoffMinMs ?? Defaults.backoffMinMs),
+            dialTimeoutMs: opts.dialTimeoutMs ?? Defaults.dialTimeoutMs,
+            gapWaitMs: opts.gapWaitMs ?? Defaults.gapWaitMs,
+        };
+        this.syncVersion = opts.version ?? 0;
+        this.cidPrefix = randomHex(8) + "-";
+        this.seq = new Sequencer((m) => this.deliver(m), (at) => this.wakePulls(at), this.opts.gapWaitMs, opts.positions);
+        this.ready = new Promise((res, rej) => {
+            this.readyResolve = res;
+            this.readyReject = rej;
+        });
+        this.ready.catch(() => { }); // a client nobody awaits must not report an unhandled rejection
+    }
+    /**
+     * connect creates a client, connects it and waits for the first sync. It
+     * does not retry the first connection: if it fails, connect rejects (with
+     * the server's ParleyError if the token was refused). Later disconnections
+     * are retried.
+     */
+    static async connect(opts) {
+        const c = new Client(opts);
+        c.run(true);
+        try {
+            await c.ready;
+        }
+        catch (e) {
+            c.close();
+            throw e;
+        }
+        return c;
+    }
+    /** start connects in the background, retrying the first connection too, and returns ready. */
+    start() {
+        if (!this.started)
+            this.run(false);
+        return this.ready;
+    }
+    /** on registers a listener for an event and returns a function that removes it. */
+    on(type, fn) {
+        let set = this.listeners.get(type);
+        if (!set) {
+            set = new Set();
+            this.listeners.set(type, set);
+        }
+        set.add(fn);
+        return () => set.delete(fn);
+    }
+    emit(type, ev) {
+        const set = this.listeners.get(type);
+        if (!set)
+            return;
+        for (const fn of [...set]) {
+            try {
+                fn(ev);
+            }
+            catch (e) {
+                queueMicrotask(() => {
+                    throw e; // a listener's bug surfaces as an uncaught error, and delivery goes on
+                });
+            }
+        }
+    }
+    /** state is the connection state. */
+    get state() {
+        return this._state;
+    }
+    /** user is the id of the user the token names, known once connected. */
+    get user() {
+        return this._user;
+    }
+    /** hello is the server's hello on the latest connection. */
+    get hello() {
+        return this._hello;
+    }
+    /** error is why the client stopped, once it has. */
+    get error() {
+        return this.stopErr;
+    }
+    /** version is the conversations version of the last completed sync: store it with positions() to resume. */
+    get version() {
+        return this.syncVersion;
+    }
+    /** positions returns, per conversation, the seq of the last message delivered (or skipped). */
+    positions() {
+        return this.seq.positions();
+    }
+    /** stats returns the client's counters. */
+    get stats() {
+        return { ...this.counters, pulls: this.seq.pulls, duplicates: this.seq.duplicates };
+    }
+    /** conversations returns the conversation list, most recent message first. */
+    conversations() {
+        return [...this.convs.values()].sort((a, b) => (b.last_message?.ts ?? 0) - (a.last_message?.ts ?? 0) || (a.id < b.id ? -1 : 1));
+    }
+    /** conversation returns one conversation of the list. */
+    conversation(id) {
+        return this.convs.get(id);
+    }
+    /** rest returns a REST client for the same server, with the token of the latest connection. */
+    rest() {
+        return new Rest(httpBase(this.opts.url), this.lastToken || this.opts.token, this.opts.fetch);
+    }
+    /** newClientId returns a client message id unique to this client. */
+    newClientId() {
+        return this.cidPrefix + (++this.nextId).toString(36);
+    }
+    /** directConversationId returns the id of the one-to-one conversation of users a and b. */
+    static directConversationId(a, b) {
+        return a < b ? `d:${a}:${b}` : `d:${b}:${a}`;
+    }
+    setState(s) {
+        this._state = s.state;
+        this.emit("state", s);
+    }
+    /** close closes the connection, fails pending sends and requests with a "closed" error, and stops for good. Idempotent. */
+    close() {
+        this.stop(new ParleyError(Codes.Closed, "client closed"));
+    }
+    stop(err) {
+        if (this.stopped)
+            return;
+        this.stopped = true;
+        this.stopErr = err;
+        const closed = err instanceof ParleyError ? err : new ParleyError(Codes.Closed, err.message);
+        for (const s of this.sends.values())
+            this.finishSend(s, undefined, closed);
+        this.sends.clear();
+        if (this.active)
+            this.active.end(closed);
+        clearTimeout(this.pullTimer);
+        clearTimeout(this.sleepTimer);
+        this.wakeSleep?.();
+        this.readyReject(err);
+        this.setState({ state: "stopped", error: err });
+    }
+    // run is the manager: it connects, serves each connection until it ends,
+    // and reconnects with backoff until the client stops.
+    async run(failFast) {
+        this.started = true;
+        let attempt = 0;
+        let first = true;
+        this.setState({ state: "connecting" });
+        while (!this.stopped) {
+            let token = "";
+            let r;
+            try {
+                token = this.opts.tokenSource ? await this.opts.tokenSource() : this.opts.token;
+                this.lastToken = token;
+                r = await this.connectOnce(token);
+            }
+            catch (e) {
+                r = { opened: false, synced: false, cause: e };
+            }
+            if (this.stopped)
+                return;
+            if (!r.opened) {
+                const refused = token ? await this.whyRefused(token) : undefined;
+                if (this.stopped)
+                    return;
+                if (refused) {
+                    if (refused.code === Codes.TokenExpired)
+                        this.emit("tokenExpired", refused);
+                    this.stop(refused);
+                    return;
+                }
+                if (failFast && first) {
+                    this.stop(r.cause);
+                    return;
+                }
+            }
+            else {
+                if (r.kick)
+                    this.emit("kicked", r.kick);
+                this.setState({ state: "disconnected", error: r.cause });
+                if (r.kick && terminalKick(r.kick.code)) {
+                    this.stop(new ParleyError(r.kick.code, r.kick.message));
+                    return;
+                }
+                if (r.kick?.code === Codes.TokenExpired)
+                    this.emit("tokenExpired", new ParleyError(r.kick.code, r.kick.message));
+            }
+            first = false;
+            if (r.synced)
+                attempt = 0;
+            attempt++;
+            const delay = this.backoff(attempt);
+            this.setState({ state: "reconnecting", attempt, delayMs: delay, error: r.cause });
+            await this.sleep(delay);
+        }
+    }
+    backoff(attempt) {
+        const cap = Math.min(this.opts.backoffMaxMs, this.opts.backoffMinMs * 2 ** Math.min(attempt - 1, 40));
+        return Math.floor(Math.random() * (cap + 1));
+    }
+    sleep(ms) {
+        return new Promise((res) => {
+            this.wakeSleep = res;
+            this.sleepTimer = setTimeout(res, ms);
+        });
+    }
+    // whyRefused asks the REST API, with the same token, why a connection
+    // failed before hello: browsers hide the status of a refused upgrade. It
+    // returns the server's 401 error, or undefined for any other failure.
+    async whyRefused(token) {
+        try {
+            await new Rest(httpBase(this.opts.url), token, this.opts.fetch).request("GET", `/v1/conversations?since=${MAX_SAFE_VERSION}`);
+        }
+        catch (e) {
+            if (e instanceof ParleyError && e.status === 401)
+                return e;
+        }
+        return undefined;
+    }
+    // connectOnce opens one connection and resolves when it ends.
+    connectOnce(token) {
+        return new Promise((resolve) => {
+            const u = new URL(this.opts.url);
+            u.searchParams.set("token", token);
+            const ws = new this.WS(u.toString());
+            const cn = {
+                ws,
+                frames: 0,
+                ended: false,
+                synced: false,
+                busy: false,
+                end: (cause) => {
+                    if (cn.ended)
+                        return;
+                    cn.ended = true;
+                    clearInterval(cn.heartbeat);
+                    clearTimeout(cn.dialTimer);
+                    ws.onmessage = ws.onopen = ws.onclose = null;
+                    ws.onerror = () => { }; // closing a socket still connecting may report an error; nobody needs it
+                    try {
+                        ws.close(1000);
+                    }
+                    catch {
+                        // already closed
+                    }
+                    if (this.conn === cn)
+                        this.conn = undefined;
+                    if (this.active === cn)
+                        this.active = undefined;
+                    const gone = new ParleyError(Codes.Disconnected, "connection lost: " + cause.message);
+                    for (const [id, p] of this.pending) {
+                        if (p.cn === cn) {
+                            this.pending.delete(id);
+                            clearTimeout(p.timer);
+                            p.reject(gone);
+                        }
+                    }
+                    resolve({ opened: cn.hello !== undefined, synced: cn.synced, kick: cn.kick, cause });
+                },
+            };
+            this.active = cn;
+            cn.dialTimer = setTimeout(() => cn.end(new ParleyError(Codes.Timeout, "no hello within the dial timeout")), this.opts.dialTimeoutMs);
+            ws.onmessage = (ev) => {
+                cn.frames++;
+                try {
+                    this.handle(cn, typeof ev.data === "string" ? ev.data : String(ev.data));
+                }
+                catch (e) {
+                    cn.end(new Error("undecodable frame: " + e.message));
+                }
+            };
+            ws.onclose = (ev) => {
+                const why = cn.kick ? `kicked: ${cn.kick.code}` : `closed with ${ev.code}${ev.reason ? " " + ev.reason : ""}`;
+                cn.end(new ParleyError(cn.kick?.code ?? Codes.Disconnected, why));
+            };
+            ws.onerror = () => {
+                // onclose follows with the details a browser is willing to give.
+            };
+        });
+    }
+    // handle dispatches one incoming frame.
+    handle(cn, raw) {
+        const f = JSON.parse(raw);
+        if (cn.ended)
+            return;
+        switch (f.type) {
+            case "hello":
+                this.onHello(cn, f.data);
+                return;
+            case "message":
+                this.seq.offer(f.data);
+                return;
+            case "receipt":
+                this.onReceipt(f.data);
+                return;
+            case "presence":
+                this.emit("presence", f.data);
+                return;
+            case "conversation":
+                this.onConversationPush(f.data);
+                return;
+            case "kick":
+                cn.kick = f.data;
+                return;
+        }
+        if (f.id) {
+            const p = this.pending.get(f.id);
+            if (!p)
+                return; // a request given up on
+            this.pending.delete(f.id);
+            clearTimeout(p.timer);
+            if (f.type === "error")
+                p.reject(new ParleyError(f.error?.code ?? Codes.Internal, f.error?.message ?? "error"));
+            else if (f.type !== p.want)
+                p.reject(new ParleyError(Codes.BadFrame, `got a ${f.type} reply, want ${p.want}`));
+            else
+                p.resolve(f.data);
+        }
+        // Replies without id (pongs, frame-level errors) and unknown push types are ignored.
+    }
+    onHello(cn, h) {
+        clearTimeout(cn.dialTimer);
+        cn.hello = h;
+        this._hello = h;
+        this._user = h.user;
+        this.conn = cn;
+        this.counters.connects++;
+        const interval = this.opts.heartbeatMs || h.heartbeat_ms || Defaults.heartbeatMs;
+        let seen = cn.frames;
+        let silent = 0;
+        cn.heartbeat = setInterval(() => {
+            if (cn.frames !== seen) {
+                seen = cn.frames;
+                silent = 0;
+            }
+            else if (++silent >= 2) {
+                cn.end(new ParleyError(Codes.HeartbeatTimeout, "the server stayed silent for two heartbeat intervals"));
+                return;
+            }
+            this.write(cn, '{"type":"ping"}');
+        }, interval);
+        this.setState({ state: "connected", hello: h });
+        for (const s of this.sends.values())
+            this.transmit(s);
+        void this.session(cn, interval);
+    }
+    // session syncs the conversation list, renews presence subscriptions and
+    // then runs the pulls the sequencer schedules, one request at a time.
+    async session(cn, interval) {
+        const timeout = this.opts.ackTimeoutMs + 2 * interval;
+        try {
+            cn.busy = true;
+            const r = await this.request(cn, "conversations", { since: this.syncVersion }, "conversations", timeout);
+            const atLatest = !!this.opts.startAtLatest && !this.synced;
+            for (const c of r.conversations) {
+                this.mergeConversation(c);
+                this.seq.applyConversation(c, atLatest);
+            }
+            this.syncVersion = Math.max(this.syncVersion, r.version);
+            cn.synced = true;
+            if (this.subs.size > 0) {
+                const p = await this.request(cn, "presence.subscribe", { users: [...this.subs].sort() }, "ok", timeout);
+                for (const x of p.presence)
+                    this.emit("presence", x);
+            }
+        }
+        catch (e) {
+            if (e instanceof ParleyError && e.code === Codes.Disconnected)
+                return;
+            cn.end(new Error("sync: " + e.message));
+            return;
+        }
+        finally {
+            cn.busy = false;
+        }
+        if (!this.synced) {
+            this.synced = true;
+            this.readyResolve();
+        }
+        this.pumpPulls();
+    }
+    wakePulls(at) {
+        if (this.pullTimer !== undefined && this.pullAt <= at)
+            return;
+        clearTimeout(this.pullTimer);
+        this.pullAt = at;
+        this.pullTimer = setTimeout(() => {
+            this.pullTimer = undefined;
+            this.pumpPulls();
+        }, Math.max(0, at - Date.now()));
+    }
+    // pumpPulls starts the next due pull on the current connection, if it is
+    // synced and idle.
+    pumpPulls() {
+        const cn = this.conn;
+        if (!cn || !cn.synced || cn.busy || this.stopped)
+            return;
+        const { pull, next } = this.seq.nextPull();
+        if (!pull) {
+            if (next)
+                this.wakePulls(next);
+            return;
+        }
+        cn.busy = true;
+        const timeout = this.opts.ackTimeoutMs + 2 * (this.opts.heartbeatMs || cn.hello?.heartbeat_ms || Defaults.heartbeatMs);
+        this.request(cn, "pull", pull, "messages", timeout).then((page) => this.seq.pulled(pull.conv, page), (e) => {
+            if (e.code === Codes.Disconnected || e.code === Codes.Timeout)
+                this.seq.pullFailed(pull.conv, undefined, 0);
+            else
+                this.seq.pullFailed(pull.conv, e.code, Defaults.pullRetryMs);
+            if (e.code === Codes.Timeout)
+                cn.end(new Error("pull timed out"));
+        }).finally(() => {
+            cn.busy = false;
+            this.pumpPulls();
+        });
+    }
+    write(cn, frame) {
+        if (cn.ended)
+            return false;
+        try {
+            cn.ws.send(frame);
+            return true;
+        }
+        catch (e) {
+            cn.end(e);
+            return false;
+        }
+    }
+    request(cn, type, data, want, timeoutMs) {
+        return new Promise((resolve, reject) => {
+            if (cn.ended) {
+                reject(new ParleyError(Codes.Disconnected, "not connected"));
+                return;
+            }
+            const id = String(++this.nextId);
+            const p = { cn, want, resolve, reject };
+            if (timeoutMs > 0) {
+                p.timer = setTimeout(() => {
+                    this.pending.delete(id);
+                    reject(new ParleyError(Codes.Timeout, `no reply to ${type} within ${timeoutMs} ms`));
+                }, timeoutMs);
+            }
+            this.pending.set(id, p);
+            const frame = data === undefined ? JSON.stringify({ type, id }) : JSON.stringify({ type, id, data });
+            this.write(cn, frame);
+        });
+    }
+    // call sends a request on the current connection; it fails with
+    // "disconnected" when none is up.
+    call(type, data, want, timeoutMs = 0) {
+        if (this.stopped)
+            return Promise.reject(this.stopErr instanceof ParleyError ? this.stopErr : new ParleyError(Codes.Closed, "client stopped"));
+        const cn = this.conn;
+        if (!cn)
+            return Promise.reject(new ParleyError(Codes.Disconnected, "not connected"));
+        return this.request(cn, type, data, want, timeoutMs || this.opts.ackTimeoutMs * 2);
+    }
+    /**
+     * send sends a message and resolves with the server's ack once it is
+     * committed. It retransmits with the same cid when no ack comes within
+     * ackTimeoutMs and after every reconnection, until acknowledged, until
+     * the client stops, or until options.timeoutMs; the server stores the
+     * message once however many copies arrive. A refusal is a ParleyError
+     * with the server's code, except unavailable and internal, which are
+     * retried after a backoff. Once acknowledged the message is also
+     * delivered as a "message" event in its conversation's order. Many sends
+     * may be in flight at once.
+     */
+    send(target, content, options = {}) {
+        if (this.stopped)
+            return Promise.reject(this.stopErr instanceof ParleyError ? this.stopErr : new ParleyError(Codes.Closed, "client stopped"));
+        const text = JSON.stringify(content);
+        if (text === undefined)
+            return Promise.reject(new ParleyError(Codes.InvalidArgument, "content is not JSON"));
+        const cid = options.cid ?? this.newClientId();
+        const existing = this.sends.get(cid);
+        if (existing)
+            return new Promise((resolve, reject) => {
+                const prev = { resolve: existing.resolve, reject: existing.reject };
+                existing.resolve = (a) => (prev.resolve(a), resolve(a));
+                existing.reject = (e) => (prev.reject(e), reject(e));
+            });
+        return new Promise((resolve, reject) => {
+            const s = { cid, to: target.to, ctype: options.ctype ?? "text", content: text, attempt: 0, done: false, resolve, reject };
+            this.sends.set(cid, s);
+            if (options.timeoutMs) {
+                s.giveUp = setTimeout(() => this.finishSend(s, undefined, new ParleyError(Codes.Timeout, `no ack within ${options.timeoutMs} ms`)), options.timeoutMs);
+            }
+            this.transmit(s);
+        });
+    }
+    /** sendText sends {"text": text} to a user. */
+    sendText(to, text, options = {}) {
+        return this.send({ to }, { text }, options);
+    }
+    // transmit writes s on the current connection, if any; otherwise the next
+    // hello transmits it.
+    transmit(s) {
+        const cn = this.conn;
+        if (s.done || !cn || cn.ended)
+            return;
+        clearTimeout(s.ackTimer);
+        clearTimeout(s.retryTimer);
+        const id = String(++this.nextId);
+        s.reqId = id;
+        s.attempt++;
+        this.counters.sends++;
+        if (s.attempt > 1)
+            this.counters.retransmits++;
+        this.pending.set(id, {
+            cn,
+            want: "ack",
+            resolve: (ack) => this.finishSend(s, ack),
+            reject: (e) => {
+                if (s.done || s.reqId !== id)
+                    return; // a newer transmission is in flight
+                if (e.code === Codes.Disconnected)
+                    return; // retransmitted after the next hello
+                if (e.retryable) {
+                    s.retryTimer = setTimeout(() => this.transmit(s), this.backoff(s.attempt));
+                    return;
+                }
+                this.finishSend(s, undefined, e);
+            },
+        });
+        const frame = `{"type":"send","id":"${id}","data":{"cid":${JSON.stringify(s.cid)},"to":${JSON.stringify(s.to)},"ctype":${JSON.stringify(s.ctype)},"content":${s.content}}}`;
+        if (this.write(cn, frame)) {
+            s.ackTimer = setTimeout(() => {
+                if (!s.done && s.reqId === id && this.conn === cn)
+                    this.transmit(s);
+            }, this.opts.ackTimeoutMs);
+        }
+    }
+    finishSend(s, ack, err) {
+        if (s.done)
+            return;
+        s.done = true;
+        clearTimeout(s.ackTimer);
+        clearTimeout(s.retryTimer);
+        clearTimeout(s.giveUp);
+        if (this.sends.get(s.cid) === s)
+            this.sends.delete(s.cid);
+        if (!ack) {
+            s.reject(err);
+            return;
+        }
+        s.resolve(ack);
+        this.seq.offer({ conv: ack.conv, seq: ack.seq, sid: ack.sid, cid: s.cid, from: this._user, to: s.to, ctype: s.ctype, content: JSON.parse(s.content), ts: ack.ts });
+    }
+    // deliver receives each message from the sequencer, once and in order.
+    deliver(m) {
+        let c = this.convs.get(m.conv);
+        if (!c) {
+            c = { id: m.conv, kind: "direct", peer: m.from === this._user ? m.to : m.from, max_seq: 0, read_seq: 0, peer_read_seq: 0, min_seq: 1, unread: 0, version: 0 };
+            this.convs.set(m.conv, c);
+        }
+        if (m.seq >= c.max_seq) {
+            c.max_seq = m.seq;
+            c.last_message = m;
+        }
+        if (m.from === this._user)
+            c.read_seq = Math.max(c.read_seq, m.seq);
+        c.unread = unread(c);
+        this.emit("message", m);
+        this.emit("conversation", { ...c });
+    }
+    // mergeConversation folds the server's view of a conversation into the
+    // list. Positions only grow, so a reply computed before a push that was
+    // already applied cannot move the list back.
+    mergeConversation(in_) {
+        const c = this.convs.get(in_.id);
+        let out;
+        if (!c) {
+            out = { ...in_ };
+        }
+        else {
+            out = {
+                ...in_,
+                max_seq: Math.max(c.max_seq, in_.max_seq),
+                read_seq: Math.max(c.read_seq, in_.read_seq),
+                peer_read_seq: Math.max(c.peer_read_seq, in_.peer_read_seq),
+                min_seq: Math.max(c.min_seq, in_.min_seq),
+                last_message: (c.last_message?.seq ?? 0) > (in_.last_message?.seq ?? 0) ? c.last_message : in_.last_message,
+            };
+            if (out.last_message && out.last_message.seq < out.min_seq)
+                out.last_message = undefined;
+        }
+        out.unread = unread(out);
+        this.convs.set(out.id, out);
+        this.emit("conversation", { ...out });
+        return out;
+    }
+    onReceipt(r) {
+        const c = this.convs.get(r.conv);
+        if (c) {
+            if (r.reader === this._user)
+                c.read_seq = Math.max(c.read_seq, r.seq);
+            else
+                c.peer_read_seq = Math.max(c.peer_read_seq, r.seq);
+            c.unread = unread(c);
+        }
+        this.emit("receipt", r);
+        if (c)
+            this.emit("conversation", { ...c });
+    }
+    onConversationPush(c) {
+        this.mergeConversation(c);
+        this.seq.applyConversation(c, false);
+    }
+    /**
+     * pull returns a page of a conversation's history, for example older
+     * messages when the user scrolls back. The messages are returned, not
+     * delivered as events.
+     */
+    pull(p) {
+        return this.call("pull", p, "messages");
+    }
+    /** markRead marks conv read up to seq and returns the receipt; the conversation's unread count follows. */
+    async markRead(conv, seq) {
+        const r = await this.call("read", { conv, seq }, "ok");
+        const c = this.convs.get(conv);
+        if (c && r.seq > c.read_seq) {
+            c.read_seq = r.seq;
+            c.unread = unread(c);
+            this.emit("conversation", { ...c });
+        }
+        return r;
+    }
+    /** clear hides conv's history up to now for the user and returns its new state. */
+    async clear(conv) {
+        const r = await this.call("clear", { conv }, "ok");
+        if (r.id === conv) {
+            this.mergeConversation(r);
+            this.seq.applyConversation(r, false);
+        }
+        return r;
+    }
+    /** subscribe asks for users' presence to be pushed as "presence" events and returns their state; renewed after every reconnection. */
+    async subscribe(users) {
+        const r = await this.call("presence.subscribe", { users }, "ok");
+        for (const u of users)
+            this.subs.add(u);
+        return r.presence;
+    }
+    /** unsubscribe stops presence pushes for users; they are forgotten even if the request fails. */
+    async unsubscribe(users) {
+        for (const u of users)
+            this.subs.delete(u);
+        await this.call("presence.unsubscribe", { users }, "ok");
+    }
+    /** syncConversations asks for the conversations changed since the last sync and folds them into the list. */
+    async syncConversations() {
+        const r = await this.call("conversations", { since: this.syncVersion }, "conversations");
+        for (const c of r.conversations) {
+            this.mergeConversation(c);
+            this.seq.applyConversation(c, false);
+        }
+        this.syncVersion = Math.max(this.syncVersion, r.version);
+        return this.conversations();
+    }
+    /** ping measures a round trip and returns the server's clock (Unix ms). */
+    async ping() {
+        const r = await this.call("ping", undefined, "pong");
+        return r.server_time;
+    }
+    /** pendingSends returns the cids of sends not yet acknowledged. */
+    pendingSends() {
+        return [...this.sends.keys()];
+    }
+}
+function unread(c) {
+    return Math.max(0, c.max_seq - Math.max(c.read_seq, c.min_seq - 1));
+}
+function randomHex(n) {
+    const b = new Uint8Array(n);
+    globalThis.crypto.getRandomValues(b);
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
