@@ -80,7 +80,7 @@ type Service struct {
 	workWG   sync.WaitGroup
 
 	queue     chan *pending
-	delivered chan []*pending
+	delivered chan committed
 	done      chan struct{}
 
 	closeMu sync.RWMutex // guards closed against sends racing Close
@@ -142,7 +142,7 @@ func New(cfg Config, st store.Messages, users UserDirectory, r router.Router, lo
 		now:       time.Now,
 		ids:       newIDGenerator(),
 		queue:     make(chan *pending, cfg.QueueLength),
-		delivered: make(chan []*pending, 4),
+		delivered: make(chan committed, 4),
 		done:      make(chan struct{}),
 	}
 	s.audience = newAudience(st.ConversationMembers, cfg.FanoutWorkers, cfg.AudienceCache)
@@ -321,13 +321,23 @@ func (s *Service) commitLoop() {
 				break fill
 			}
 		}
-		s.commit(batch)
-		s.delivered <- batch
+		s.delivered <- committed{batch, s.commit(batch)}
 	}
 }
 
-// commit appends one batch, stamping server ids and the commit time.
-func (s *Service) commit(batch []*pending) {
+// committed is a batch handed from the committer to the delivery
+// goroutine, with the func that waits until the batch is durable.
+type committed struct {
+	batch   []*pending
+	durable func() error
+}
+
+// commit appends one batch, stamping server ids and the commit time, and
+// returns the func that waits for the batch to be durable. With a store that
+// pipelines, it returns once the batch is applied: the committer builds the
+// next batch while the disk syncs this one, and the delivery goroutine waits
+// for the sync before any ack.
+func (s *Service) commit(batch []*pending) (durable func() error) {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	msgs := make([]store.NewMessage, len(batch))
 	for i, p := range batch {
@@ -336,28 +346,45 @@ func (s *Service) commit(batch []*pending) {
 		msgs[i] = p.req
 	}
 	start := time.Now()
-	results, err := s.store.AppendMessages(context.Background(), msgs)
+	var results []store.AppendResult
+	var err error
+	durable = func() error { return nil }
+	if pl, ok := s.store.(store.Pipeliner); ok {
+		results, durable, err = pl.AppendMessagesPipelined(context.Background(), msgs)
+	} else {
+		results, err = s.store.AppendMessages(context.Background(), msgs)
+	}
 	metrics.CommitSeconds.Observe(time.Since(start).Seconds())
 	metrics.CommitBatch.Observe(float64(len(batch)))
 	if err == nil && len(results) != len(batch) {
 		err = fmt.Errorf("store returned %d results for %d messages", len(results), len(batch))
 	}
 	if err != nil {
-		s.log.Error("group commit failed", "messages", len(batch), "err", err)
-		for _, p := range batch {
-			p.err = fmt.Errorf("message: commit: %w", err)
-		}
-		return
+		s.failBatch(batch, err)
+		return func() error { return nil }
 	}
 	for i, p := range batch {
 		p.result = results[i]
+	}
+	return durable
+}
+
+// failBatch fails every send of a batch whose commit failed.
+func (s *Service) failBatch(batch []*pending, err error) {
+	s.log.Error("group commit failed", "messages", len(batch), "err", err)
+	for _, p := range batch {
+		p.err = fmt.Errorf("message: commit: %w", err)
 	}
 }
 
 func (s *Service) deliverLoop() {
 	defer close(s.done)
 	defer s.stopFanout()
-	for batch := range s.delivered {
+	for c := range s.delivered {
+		batch := c.batch
+		if err := c.durable(); err != nil {
+			s.failBatch(batch, err)
+		}
 		// Every sender of the batch hears first; fan-out follows.
 		for _, p := range batch {
 			s.ack(p)

@@ -430,3 +430,44 @@ func BenchmarkEncodePush(b *testing.B) {
 		}
 	}
 }
+
+// pipelinedStore applies batches at once and holds their durability until
+// the test releases it.
+type pipelinedStore struct {
+	*gatedStore
+	applied chan int // batch sizes, as they are applied
+	sync    chan struct{}
+}
+
+func (p *pipelinedStore) AppendMessagesPipelined(ctx context.Context, batch []store.NewMessage) ([]store.AppendResult, func() error, error) {
+	rs, err := p.gatedStore.AppendMessages(ctx, batch)
+	p.applied <- len(batch)
+	return rs, func() error { <-p.sync; return nil }, err
+}
+
+// TestAcksWaitForDurabilityWhileTheNextBatchIsApplied checks the pipelined
+// commit: no ack before its batch is durable, and the next batch is applied
+// while the previous one waits for its sync.
+func TestAcksWaitForDurabilityWhileTheNextBatchIsApplied(t *testing.T) {
+	gs := &gatedStore{gate: make(chan struct{}), seq: map[string]int64{}}
+	close(gs.gate)
+	st := &pipelinedStore{gatedStore: gs, applied: make(chan int, 10), sync: make(chan struct{})}
+	s := New(Config{}, st, everyoneExists{}, &recordingFanout{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer s.Close()
+	acks := make(chan error, 2)
+	s.SendAsync(t.Context(), req("a", "b", "1"), func(_ protocol.Ack, err error) { acks <- err })
+	<-st.applied
+	s.SendAsync(t.Context(), req("a", "b", "2"), func(_ protocol.Ack, err error) { acks <- err })
+	<-st.applied // the second batch is applied while the first is not yet durable
+	select {
+	case <-acks:
+		t.Fatal("a send was acked before its batch was durable")
+	default:
+	}
+	close(st.sync)
+	for range 2 {
+		if err := <-acks; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

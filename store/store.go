@@ -268,6 +268,20 @@ type Messages interface {
 	ClearHistory(ctx context.Context, user, conversation string) (Member, error)
 }
 
+// Pipeliner is implemented by stores that can apply a batch of messages
+// before its durable sync completes, so that the next batch is built and
+// applied while the disk syncs the last, and several batches share one sync.
+type Pipeliner interface {
+	// AppendMessagesPipelined is AppendMessages returning as soon as the
+	// batch is applied. Batches are applied in call order; each becomes
+	// durable when its durable func returns nil, which the caller must
+	// call exactly once, before it tells anyone that the batch is
+	// committed. A batch applied is visible to readers before it is
+	// durable: a power loss within that moment may lose what a reader saw,
+	// never what was acknowledged.
+	AppendMessagesPipelined(ctx context.Context, batch []NewMessage) (results []AppendResult, durable func() error, err error)
+}
+
 // Dedupe is the result for m, whose sender already used its client ID for
 // orig: a duplicate when m repeats orig's conversation, content type and
 // content byte for byte, a conflict otherwise. Every backend answers resends

@@ -11,40 +11,62 @@ import (
 	"github.com/parleyim/parley/store"
 )
 
+var _ store.Pipeliner = (*Log)(nil)
+
 // AppendMessages commits the batch in one Pebble batch with one sync.
-//
-// Per message it reads the client-id key (a miss, answered by Bloom filters
-// for data on disk) unless the client ID is empty, and for a group the
-// sender's member record; it writes the message and its client-id key. Per
-// conversation it writes the head once, and per batch the version counter.
 func (l *Log) AppendMessages(ctx context.Context, batch []store.NewMessage) ([]store.AppendResult, error) {
+	results, durable, err := l.AppendMessagesPipelined(ctx, batch)
+	if err != nil {
+		return nil, err
+	}
+	if err := durable(); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// noWait is the durable func of a batch that wrote nothing, or was synced.
+func noWait() error { return nil }
+
+// AppendMessagesPipelined applies the batch in one Pebble batch and returns
+// once it is applied, in order; durable waits for its sync. Pebble
+// coalesces the syncs of batches applied while an earlier sync is under way,
+// so a committer that hands durable on and builds the next batch shares one
+// fsync among several batches.
+//
+// Per message it reads the client-id key (unless the filter in front of it
+// or the client ID's absence spare the read), and for a group the sender's
+// member record; it writes the message and its client-id key. Per
+// conversation it writes the head once, and per batch the version counter.
+func (l *Log) AppendMessagesPipelined(ctx context.Context, batch []store.NewMessage) (results []store.AppendResult, durable func() error, err error) {
 	if len(batch) == 0 {
-		return nil, nil
+		return nil, noWait, nil
 	}
 	if err := ctxErr(ctx); err != nil {
-		return nil, fmt.Errorf("lsm: append messages: %w", err)
+		return nil, nil, fmt.Errorf("lsm: append messages: %w", err)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return nil, fmt.Errorf("lsm: append messages: %w", pebble.ErrClosed)
+		return nil, nil, fmt.Errorf("lsm: append messages: %w", pebble.ErrClosed)
 	}
 	if f := l.filter; f.ready.Load() && f.full() {
 		l.startFilterLocked(2 * int(f.keys.Load()))
 	}
 	a := appender{l: l, b: l.db.NewBatch(), results: make([]store.AppendResult, len(batch)),
 		heads: make(map[string]*head), senders: make(map[userConv]*member), originals: make(map[clientRef]store.Message)}
-	defer a.b.Close()
 	version := l.version + 1
 	for i := range batch {
 		r, err := a.append(&batch[i], version)
 		if err != nil {
-			return nil, fmt.Errorf("lsm: append messages: %w", err)
+			a.b.Close()
+			return nil, nil, fmt.Errorf("lsm: append messages: %w", err)
 		}
 		a.results[i] = r
 	}
 	if len(a.order) == 0 { // only duplicates and refusals: nothing changes
-		return a.results, nil
+		a.b.Close()
+		return a.results, noWait, nil
 	}
 	for _, conv := range a.order {
 		h := a.heads[conv]
@@ -56,14 +78,33 @@ func (l *Log) AppendMessages(ctx context.Context, batch []store.NewMessage) ([]s
 		a.b.Set(memberKey(k.user, k.conv), m.encode(), nil)
 	}
 	a.b.Set(versionKey, enc(nil).int(version), nil)
-	if err := a.b.Commit(l.write); err != nil {
-		return nil, fmt.Errorf("lsm: append messages: %w", err)
+	durable = noWait
+	if l.write.Sync {
+		// The batch is visible once applied; its sync follows.
+		if err := l.db.ApplyNoSyncWait(a.b, l.write); err != nil {
+			a.b.Close()
+			return nil, nil, fmt.Errorf("lsm: append messages: %w", err)
+		}
+		b := a.b
+		durable = func() error {
+			defer b.Close()
+			if err := b.SyncWait(); err != nil {
+				return fmt.Errorf("lsm: append messages: sync: %w", err)
+			}
+			return nil
+		}
+	} else {
+		err := a.b.Commit(l.write)
+		a.b.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("lsm: append messages: %w", err)
+		}
 	}
 	l.version = version
 	for _, conv := range a.order {
 		l.cacheHead(conv, a.heads[conv])
 	}
-	return a.results, nil
+	return a.results, durable, nil
 }
 
 type userConv struct{ user, conv string }
