@@ -1,8 +1,10 @@
 // Command chat is a minimal terminal chat client built on the Go SDK: it
 // prints every message of the user's conversations, with the conversation id
-// and seq, and sends each line typed on standard input to one peer.
+// and seq, and sends each line typed on standard input to one peer (-to) or
+// into a group or other conversation of the user's (-conv).
 //
 //	go run ./examples/chat -token "$ALICE" -to bob
+//	go run ./examples/chat -token "$ALICE" -conv g:team
 //
 // It keeps its positions (the last seq it printed per conversation) in a
 // small state file per server, user and device, so a restarted client prints
@@ -36,6 +38,7 @@ func main() {
 	flag.StringVar(&cfg.url, "url", "ws://127.0.0.1:8080/v1/ws", "WebSocket `URL` of the server")
 	flag.StringVar(&cfg.token, "token", os.Getenv("PARLEY_TOKEN"), "device `token` (env PARLEY_TOKEN)")
 	flag.StringVar(&cfg.to, "to", "", "`user` to send the lines typed to")
+	flag.StringVar(&cfg.conv, "conv", "", "instead of -to: the `conversation` (such as g:team) to send the lines typed to")
 	flag.StringVar(&cfg.state, "state", "", "state `file` keeping the positions (default: one per server, user and device in "+defaultStateDir()+")")
 	flag.DurationVar(&cfg.echoWait, "echo-wait", 10*time.Second, "how long to wait, once standard input ends, for the sent lines to come back")
 	flag.Parse()
@@ -53,6 +56,7 @@ func main() {
 
 type config struct {
 	url, token, to string
+	conv           string // a conversation to send to, instead of to
 	state          string        // empty: defaultStateDir()/<server>_<user>_<device>.json
 	echoWait       time.Duration // how long to wait for the echoes of sent lines after stdin ends
 }
@@ -128,12 +132,18 @@ func chat(ctx context.Context, cfg config, in io.Reader, out, errOut io.Writer) 
 			if !ok {
 				return waitEchoes(ctx, c, st, cfg.echoWait)
 			}
-			if cfg.to == "" {
-				fmt.Fprintln(errOut, "chat: start with -to USER to send")
+			if cfg.to == "" && cfg.conv == "" {
+				fmt.Fprintln(errOut, "chat: start with -to USER or -conv CONVERSATION to send")
 				continue
 			}
 			content, _ := json.Marshal(map[string]string{"text": line})
-			ack, err := c.Send(ctx, cfg.to, "text", content)
+			var ack protocol.Ack
+			var err error
+			if cfg.conv != "" {
+				ack, err = c.SendTo(ctx, cfg.conv, "text", content)
+			} else {
+				ack, err = c.Send(ctx, cfg.to, "text", content)
+			}
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil

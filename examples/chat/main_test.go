@@ -159,3 +159,27 @@ func TestStateFromAnotherServerIsDropped(t *testing.T) {
 	waitFor(t, out, "d:alice:bob #1] alice: hello again")
 	stop()
 }
+
+// TestGroupWalkThrough is the README's group chat: the app server makes a
+// group, one member writes into it with -conv, the others see it.
+func TestGroupWalkThrough(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	dir := t.TempDir()
+	alice := config{url: s.WSURL, token: s.User(t, "alice", "linux", "laptop"), state: filepath.Join(dir, "alice.json")}
+	bob := config{url: s.WSURL, token: s.User(t, "bob", "ios", "phone"), state: filepath.Join(dir, "bob.json")}
+	s.User(t, "carol", "web", "w1")
+	if _, err := s.Admin.CreateGroup(t.Context(), "team", []string{"alice", "bob", "carol"}); err != nil {
+		t.Fatal(err)
+	}
+	out, stop := listen(t, bob)
+	defer stop()
+	var echo lockedBuffer
+	alice.conv, alice.echoWait = "g:team", 10*time.Second
+	if err := chat(context.Background(), alice, strings.NewReader("hello team\n"), &echo, io.Discard); err != nil {
+		t.Fatalf("alice: %v", err)
+	}
+	if !strings.Contains(echo.String(), "g:team #1] alice: hello team") {
+		t.Fatalf("alice exited before her echo:\n%s", echo.String())
+	}
+	waitFor(t, out, "g:team #1] alice: hello team")
+}
