@@ -30,6 +30,7 @@ const (
 type outFrame struct {
 	payload []byte
 	op      ws.OpCode
+	shared  *sharedDeflate // for a fan-out frame: its compressed form, made once for every connection; nil otherwise
 }
 
 // conn is one WebSocket connection. No goroutine waits on an idle one: a
@@ -107,6 +108,12 @@ func (c *conn) Push(frame []byte) { c.enqueue(frame, opText) }
 // consumer: its queue is dropped and it is closed (the client resyncs when it
 // reconnects). It reports whether the frame was queued.
 func (c *conn) enqueue(payload []byte, op ws.OpCode) bool {
+	return c.enqueueFrame(outFrame{payload: payload, op: op})
+}
+
+// enqueueFrame is enqueue of a frame that may carry a shared compressed form.
+func (c *conn) enqueueFrame(f outFrame) bool {
+	payload := f.payload
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -121,7 +128,7 @@ func (c *conn) enqueue(payload []byte, op ws.OpCode) bool {
 		c.gw.log.Info("closing slow consumer", "user", c.user, "device", c.device)
 		return false
 	}
-	c.queue = append(c.queue, outFrame{payload, op})
+	c.queue = append(c.queue, f)
 	c.queued += len(payload)
 	c.startWriterLocked()
 	c.mu.Unlock()
@@ -187,7 +194,7 @@ func (c *conn) kick(code protocol.Code, msg string) {
 	case protocol.CodeKickPolicy, protocol.CodeKickReplaced, protocol.CodeKickAdmin, protocol.CodeKickRevoked, protocol.CodeKickDeactivated:
 		status = ws.StatusPolicyViolation
 	}
-	if c.closeWith(outFrame{frame, opText}, outFrame{ws.NewCloseFrameBody(status, string(code)), opClose}) {
+	if c.closeWith(outFrame{payload: frame, op: opText}, outFrame{payload: ws.NewCloseFrameBody(status, string(code)), op: opClose}) {
 		metrics.Kicks.WithLabelValues(string(code)).Inc()
 		c.gw.log.Debug("kick", "conn", c.id, "user", c.user, "device", c.device, "code", code)
 	}
@@ -227,9 +234,14 @@ func (c *conn) writeLoop() {
 		start := 0
 		for i, f := range batch {
 			payload, rsv := f.payload, byte(0)
-			if ends != nil && ends[i] >= 0 {
+			switch {
+			case ends != nil && ends[i] >= 0:
 				payload, rsv = deflated.Bytes()[start:ends[i]], rsv1
 				start = ends[i]
+			case c.deflate && f.shared != nil && f.op == opText && len(f.payload) >= c.gw.cfg.CompressMin:
+				if z, ok := f.shared.get(f.payload); ok {
+					payload, rsv = z, rsv1
+				}
 			}
 			h := len(headers)
 			headers = appendHeader(headers, rsv, f.op, len(payload))
@@ -306,7 +318,7 @@ func (c *conn) readFrame(r io.Reader, hdr []byte) (payload []byte, tooLarge bool
 				if code == 0 {
 					code = ws.StatusNormalClosure
 				}
-				c.closeWith(outFrame{ws.NewCloseFrameBody(code, ""), opClose})
+				c.closeWith(outFrame{payload: ws.NewCloseFrameBody(code, ""), op: opClose})
 				return nil, false, errClientClosed
 			}
 			if !fragmented {

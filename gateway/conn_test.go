@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,4 +264,35 @@ func readServerFrame(r io.Reader) (ws.Frame, error) {
 	f := ws.Frame{Header: h, Payload: make([]byte, h.Length)}
 	_, err = io.ReadFull(r, f.Payload)
 	return f, err
+}
+
+// TestSharedDeflateCompressesOnce checks that a fan-out frame's compressed
+// form is made once, whichever connections ask, and inflates to the frame.
+func TestSharedDeflateCompressesOnce(t *testing.T) {
+	payload := bytes.Repeat([]byte(`{"type":"message","data":{"text":"hello hello hello"}}`), 20)
+	var s sharedDeflate
+	var wg sync.WaitGroup
+	outs := make([][]byte, 8)
+	for i := range outs {
+		wg.Go(func() {
+			z, ok := s.get(payload)
+			if !ok {
+				t.Error("compression failed")
+			}
+			outs[i] = z
+		})
+	}
+	wg.Wait()
+	for i, z := range outs {
+		if len(z) == 0 || &z[0] != &outs[0][0] {
+			t.Fatalf("connection %d got its own compressed copy", i)
+		}
+	}
+	back, tooLarge, err := decompress(outs[0], len(payload))
+	if err != nil || tooLarge || !bytes.Equal(back, payload) {
+		t.Fatalf("inflated to %d bytes (too large %v, %v), want the %d-byte frame", len(back), tooLarge, err, len(payload))
+	}
+	if len(outs[0]) >= len(payload) {
+		t.Errorf("compressed %d bytes into %d", len(payload), len(outs[0]))
+	}
 }

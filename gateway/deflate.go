@@ -42,16 +42,38 @@ func compress(dst *bytes.Buffer, p []byte) error {
 	return nil
 }
 
+// sharedDeflate is the compressed form of one fan-out frame, made by the
+// first connection that needs it and reused by the others, so that a frame
+// for many connections is compressed once, not once per connection.
+type sharedDeflate struct {
+	once sync.Once
+	out  []byte
+	ok   bool
+}
+
+// get returns the compressed form of payload, and false if compressing
+// failed (the frame then goes as it is).
+func (s *sharedDeflate) get(payload []byte) ([]byte, bool) {
+	s.once.Do(func() {
+		var b bytes.Buffer
+		if compress(&b, payload) == nil {
+			s.out, s.ok = b.Bytes(), true
+		}
+	})
+	return s.out, s.ok
+}
+
 // compressBatch compresses the text frames of batch that are at least min
-// bytes long into dst, one after another, and returns for each frame where
-// its compressed bytes end in dst, or -1 for a frame sent as it is. Callers
-// slice dst only after the whole batch, since dst may move as it grows.
+// bytes long and carry no shared compressed form into dst, one after
+// another, and returns for each frame where its compressed bytes end in dst,
+// or -1 for a frame it left alone. Callers slice dst only after the whole
+// batch, since dst may move as it grows.
 func compressBatch(dst *bytes.Buffer, batch []outFrame, min int) []int {
 	dst.Reset()
 	ends := make([]int, len(batch))
 	for i, f := range batch {
 		ends[i] = -1
-		if f.op != opText || len(f.payload) < min {
+		if f.op != opText || len(f.payload) < min || f.shared != nil {
 			continue
 		}
 		n := dst.Len()

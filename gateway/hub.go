@@ -101,13 +101,17 @@ func (h *Hub) remove(c *conn) {
 // Deliver queues frame on every connection of users except the one of
 // device except. It never blocks: a connection whose queue is full is closed
 // as a slow consumer.
+//
+// The connections that negotiated compression share one compressed form of
+// the frame, made by the first of them to write it.
 func (h *Hub) Deliver(users []string, frame []byte, except router.Device) {
+	f := outFrame{payload: frame, op: opText, shared: new(sharedDeflate)}
 	for _, u := range users {
 		s := h.shard(u)
 		s.mu.RLock()
 		for _, c := range s.users[u] {
 			if c.device != except.Device || u != except.User {
-				c.enqueue(frame, opText)
+				c.enqueueFrame(f)
 			}
 		}
 		s.mu.RUnlock()

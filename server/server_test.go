@@ -507,6 +507,66 @@ func TestCompressionIsNegotiated(t *testing.T) {
 	if len(hs.Extensions) != 1 || string(hs.Extensions[0].Name) != wsflate.ExtensionName {
 		t.Fatalf("extensions = %v, want permessage-deflate", hs.Extensions)
 	}
+
+	// A message fanned out to two compressed connections arrives
+	// compressed on both, and inflates to the same frame.
+	var conns []net.Conn
+	var readers []io.Reader
+	for _, device := range []string{"b1", "b2"} {
+		d.Header = ws.HandshakeHeaderHTTP(http.Header{"Authorization": {"Bearer " + s.User(t, "bob", "web", device)}})
+		c, br, _, err := d.Dial(context.Background(), s.WSURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var r io.Reader = c
+		if br != nil { // bytes that came with the handshake, the hello among them
+			r = io.MultiReader(br, c)
+		}
+		c.SetReadDeadline(time.Now().Add(wait))
+		if _, err := readFrame(r); err != nil { // hello
+			t.Fatal(err)
+		}
+		conns, readers = append(conns, c), append(readers, r)
+	}
+	text := strings.Repeat("compress me ", 100)
+	if _, err := s.Admin.Send(t.Context(), admin.Message{From: "alice", To: "bob", ContentType: "text", Content: json.RawMessage(fmt.Sprintf(`{"text":%q}`, text))}); err != nil {
+		t.Fatal(err)
+	}
+	var frames []string
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(wait))
+		f, err := readFrame(readers[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Header.Rsv != 0b100 || len(f.Payload) > len(text)/2 {
+			t.Fatalf("message frame: op %v rsv %b, %d bytes: not compressed: %q", f.Header.OpCode, f.Header.Rsv, len(f.Payload), f.Payload)
+		}
+		if f, err = wsflate.DecompressFrame(f); err != nil {
+			t.Fatal(err)
+		}
+		frames = append(frames, string(f.Payload))
+	}
+	if frames[0] != frames[1] || !strings.Contains(frames[0], text) {
+		t.Errorf("the two connections got %q and %q", frames[0], frames[1])
+	}
+}
+
+// readFrame reads one server frame of at most 1 MiB.
+func readFrame(r io.Reader) (ws.Frame, error) {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return ws.Frame{}, err
+	}
+	if h.Length > 1<<20 {
+		return ws.Frame{}, fmt.Errorf("frame of %d bytes", h.Length)
+	}
+	p := make([]byte, h.Length)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return ws.Frame{}, err
+	}
+	return ws.Frame{Header: h, Payload: p}, nil
 }
 
 func TestFailedUpgradeClosesTheConnection(t *testing.T) {
