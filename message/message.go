@@ -173,17 +173,23 @@ func (s *Service) SendAsync(ctx context.Context, req SendRequest, done AckFunc) 
 		done(protocol.Ack{}, err)
 		return
 	}
-	p := &pending{req: nm, origin: req.Origin, done: done}
+	if err := s.enqueue(&pending{req: nm, origin: req.Origin, done: done}); err != nil {
+		done(protocol.Ack{}, err) // outside closeMu: done may take its time
+	}
+}
+
+// enqueue queues p for the committer, or says why it cannot.
+func (s *Service) enqueue(p *pending) error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
-		done(protocol.Ack{}, protocol.Errorf(protocol.CodeUnavailable, "server is shutting down"))
-		return
+		return protocol.Errorf(protocol.CodeUnavailable, "server is shutting down")
 	}
 	select {
 	case s.queue <- p:
+		return nil
 	default:
-		done(protocol.Ack{}, protocol.Errorf(protocol.CodeUnavailable, "send queue is full, retry"))
+		return protocol.Errorf(protocol.CodeUnavailable, "send queue is full, retry")
 	}
 }
 

@@ -471,3 +471,36 @@ func TestAcksWaitForDurabilityWhileTheNextBatchIsApplied(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalCallbackRunsOutsideTheCloseLock checks that a send refused
+// because the queue is full calls back outside the service's close lock, so
+// a callback may do anything, closing the service included.
+func TestRefusalCallbackRunsOutsideTheCloseLock(t *testing.T) {
+	st := &gatedStore{gate: make(chan struct{}), seq: map[string]int64{}}
+	s := New(Config{QueueLength: 1}, st, everyoneExists{}, &recordingFanout{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() {
+		close(st.gate)
+		if !t.Failed() { // after a deadlock, Close would hang too
+			s.Close()
+		}
+	})
+	s.SendAsync(t.Context(), req("a", "b", "1"), func(protocol.Ack, error) {})
+	for len(s.queue) != 0 { // the committer took it and waits at the gate
+		time.Sleep(time.Millisecond)
+	}
+	s.SendAsync(t.Context(), req("a", "b", "2"), func(protocol.Ack, error) {}) // fills the queue
+	refused := make(chan error, 1)
+	go s.SendAsync(t.Context(), req("a", "b", "3"), func(_ protocol.Ack, err error) {
+		s.closeMu.Lock() // deadlocks if the callback runs under closeMu.RLock
+		s.closeMu.Unlock()
+		refused <- err
+	})
+	select {
+	case err := <-refused:
+		if protocol.AsError(err).Code != protocol.CodeUnavailable {
+			t.Errorf("refusal: %v, want unavailable", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the refusal's callback deadlocked on the close lock")
+	}
+}
