@@ -63,7 +63,7 @@ function groupMessage(seq: number): Message {
   return { conv: "g:crew", seq, sid: "s" + seq, cid: "c" + seq, from: "other", ctype: "text", content: { text: "m" + seq }, ts: seq };
 }
 
-test("the first sync asks again while the server says more", async () => {
+test("the first sync asks again while the server says more", { timeout: 20000 }, async () => {
   const asked: number[] = [];
   const WebSocket = fakeServer((f) => {
     if (f.type !== "conversations") return [];
@@ -77,7 +77,23 @@ test("the first sync asks again while the server says more", async () => {
   assert.equal(c.version, 6);
 });
 
-test("a group message makes a group entry without a peer; a repeated push is delivered once", async () => {
+test("syncConversations asks again while the server says more", { timeout: 20000 }, async () => {
+  const asked: number[] = [];
+  const WebSocket = fakeServer((f) => {
+    if (f.type !== "conversations") return [];
+    asked.push(f.data.since);
+    if (asked.length === 1) return [{ type: "conversations", id: f.id, data: { version: 1, conversations: [conversation("d:me:first", 1)] } }];
+    const page = asked.length - 1; // then two pages of one
+    return [{ type: "conversations", id: f.id, data: { version: 1 + page, conversations: [conversation(`d:me:later${page}`, 1 + page)], more: page < 2 } }];
+  });
+  const c = await connect(WebSocket);
+  const list = await c.syncConversations();
+  assert.deepEqual(asked, [0, 1, 2]);
+  assert.deepEqual(list.map((x) => x.id).sort(), ["d:me:first", "d:me:later1", "d:me:later2"]);
+  assert.equal(c.version, 3);
+});
+
+test("a group message makes a group entry without a peer; a repeated push is delivered once", { timeout: 20000 }, async () => {
   const WebSocket = fakeServer((f) => (f.type === "conversations" ? [{ type: "conversations", id: f.id, data: { version: 1, conversations: [] } }] : []));
   const c = await connect(WebSocket);
   const got: number[] = [];
@@ -97,7 +113,7 @@ test("a group message makes a group entry without a peer; a repeated push is del
   assert.equal(c.stats.duplicates, 2);
 });
 
-test("a send by conversation id names conv in the frame", async () => {
+test("a send by conversation id names conv in the frame", { timeout: 20000 }, async () => {
   const WebSocket = fakeServer((f) => {
     if (f.type === "conversations") return [{ type: "conversations", id: f.id, data: { version: 1, conversations: [] } }];
     if (f.type === "send") return [{ type: "ack", id: f.id, data: { cid: f.data.cid, conv: f.data.conv, seq: 1, sid: "s1", ts: 1 } }];

@@ -28,7 +28,7 @@ function texts(ms: Message[]): string[] {
   return ms.map((m) => (m.content as { text: string }).text);
 }
 
-test("the first sync reads every page of a long conversation list", async () => {
+test("the first sync reads every page of a long conversation list", { timeout: 60000 }, async () => {
   const n = 130; // the server returns at most 100 conversations a page
   await srv.user("paged-u");
   for (let start = 0; start < n; start += 10) {
@@ -49,7 +49,7 @@ test("the first sync reads every page of a long conversation list", async () => 
   c.close();
 });
 
-test("members send to a group, join it and leave it", async () => {
+test("members send to a group, join it and leave it", { timeout: 60000 }, async () => {
   const [ann, ben, cat, dan] = await Promise.all(["grp-ann", "grp-ben", "grp-cat", "grp-dan"].map(async (u) => srv.client(await srv.user(u))));
   const conv = Client.groupConversationId("grp-team");
   const got = new Map([ann, ben, cat, dan].map((c) => [c, collect(c, conv)]));
