@@ -633,11 +633,12 @@ export class Client {
     }
     // deliver receives each message from the sequencer, once and in order.
     // A message of a conversation the list does not know yet starts an entry
-    // built from the id: a group has no peer.
+    // built from the id: its kind from the prefix, and a peer only when it is
+    // one-to-one. The next sync or conversation push completes it.
     deliver(m) {
         let c = this.convs.get(m.conv);
         if (!c) {
-            const kind = Client.conversationKind(m.conv) || "direct";
+            const kind = Client.conversationKind(m.conv);
             c = { id: m.conv, kind, max_seq: 0, read_seq: 0, peer_read_seq: 0, min_seq: 1, unread: 0, version: 0 };
             if (kind === "direct")
                 c.peer = m.from === this._user ? (m.to ?? directPeer(m.conv, this._user)) : m.from;
