@@ -15,7 +15,7 @@ const EMOJI = "😀 😂 😊 😍 😘 😎 🤔 😅 😢 😭 😡 👍 👎 
 
 let client; // the SDK client of the signed-in session
 let me = ""; // the signed-in user id
-let current; // {conv, peer} of the open chat
+let current; // {conv, peer, group} of the open chat: peer for a one-to-one chat, group (its name) for a group
 const chats = new Map(); // conv id -> {msgs: Map(seq -> Message), pending: Map(cid -> Pending), minSeq, more, loading, loaded}
 const presence = new Map(); // user -> Presence
 const names = new Map(); // user -> display name
@@ -78,6 +78,8 @@ function readable(err, context) {
       return "The server refused this: " + err.message + ".";
     case "client_id_conflict":
       return "The server already has a different message under this id.";
+    case "forbidden":
+      return "Not sent: you are no longer a member of this group.";
   }
   return (err && err.message) || String(err);
 }
@@ -224,7 +226,7 @@ function startSession(session) {
       const peers = c.conversations().map((cv) => cv.peer).filter(Boolean);
       if (peers.length) c.subscribe(peers).then((ps) => ps.forEach(onPresence), () => {});
       const open = sessionStorage.getItem(OPEN_KEY);
-      if (open && !current) openChat(open);
+      if (open && !current) openChat(open.includes(":") ? open : Client.directConversationId(me, open));
       if (current) loadOlder(current.conv, true);
     },
     () => {}, // the state event reports why
@@ -292,11 +294,27 @@ function chatState(conv) {
   return ch;
 }
 
+// isGroup tells a group conversation (g:<name>) from a one-to-one one.
+function isGroup(conv) {
+  return Client.conversationKind(conv) === "group";
+}
+
+// groupName is what the client calls a group: its id without the g: prefix.
+function groupName(conv) {
+  return conv.slice(2);
+}
+
 function peerOf(conv) {
   const cv = client && client.conversation(conv);
   if (cv && cv.peer) return cv.peer;
   const [, a, b] = conv.split(":");
   return a === me ? b : a;
+}
+
+// hasLeft says whether the user was removed from group conv.
+function hasLeft(conv) {
+  const cv = client && client.conversation(conv);
+  return !!(cv && cv.left);
 }
 
 function displayName(user) {
@@ -308,6 +326,7 @@ function displayName(user) {
           names.set(user, u.nickname);
           renderConvs();
           if (current && current.peer === user) renderHeader();
+          if (current && current.group) renderMessages(false); // senders' names
         }
       }, () => {});
     }
@@ -355,7 +374,8 @@ function timeLabel(ts) {
 function preview(m) {
   if (!m) return "";
   const text = m.content && typeof m.content.text === "string" ? m.content.text : `[${m.ctype}]`;
-  return (m.from === me ? "You: " : "") + text;
+  if (m.from === me) return "You: " + text;
+  return isGroup(m.conv) ? displayName(m.from) + ": " + text : text;
 }
 
 function el(tag, cls, text) {
@@ -363,6 +383,13 @@ function el(tag, cls, text) {
   if (cls) e.className = cls;
   if (text !== undefined) e.textContent = text;
   return e;
+}
+
+// groupAvatar marks a group in the list: a # for the group, no presence dot.
+function groupAvatar() {
+  const a = el("span", "avatar group-mark", "#");
+  a.title = "group";
+  return a;
 }
 
 function avatar(user) {
@@ -375,22 +402,26 @@ function avatar(user) {
 
 function renderConvs() {
   const list = $("convs");
-  const convs = client ? client.conversations().filter((cv) => cv.last_message || cv.max_seq > 0) : [];
+  // Groups show from the moment the user joins; one-to-one chats from their first message.
+  const convs = client ? client.conversations().filter((cv) => cv.last_message || cv.max_seq > 0 || cv.kind === "group") : [];
   list.replaceChildren(
     ...convs.map((cv) => {
       const li = el("li");
       const b = el("button", "conv");
       b.type = "button";
+      const group = isGroup(cv.id);
       b.dataset.conv = cv.id;
-      b.dataset.peer = cv.peer;
+      if (group) b.dataset.group = groupName(cv.id);
+      else b.dataset.peer = cv.peer;
       if (current && current.conv === cv.id) b.setAttribute("aria-current", "true");
-      const name = el("span", "conv-name", displayName(cv.peer));
+      const name = el("span", "conv-name", group ? groupName(cv.id) : displayName(cv.peer));
+      if (group) name.setAttribute("aria-label", `group ${groupName(cv.id)}`);
       const time = el("span", "conv-time", cv.last_message ? timeLabel(cv.last_message.ts) : "");
-      const prev = el("span", "conv-preview", preview(cv.last_message));
+      const prev = el("span", "conv-preview", cv.left ? "You left this group" : preview(cv.last_message));
       const badge = cv.unread > 0 ? el("span", "badge", String(cv.unread)) : el("span");
       if (cv.unread > 0) badge.setAttribute("aria-label", `${cv.unread} unread`);
-      b.append(avatar(cv.peer), name, time, prev, badge);
-      b.onclick = () => openChat(cv.peer);
+      b.append(group ? groupAvatar() : avatar(cv.peer), name, time, prev, badge);
+      b.onclick = () => openChat(cv.id);
       li.append(b);
       return li;
     }),
@@ -412,7 +443,7 @@ $("form-newchat").onsubmit = async (e) => {
     const u = await client.rest().user(id);
     if (u.nickname) names.set(id, u.nickname);
     f.reset();
-    openChat(id);
+    openChat(Client.directConversationId(me, id));
   } catch (err) {
     formError(f, readable(err, "user"));
   }
@@ -420,14 +451,16 @@ $("form-newchat").onsubmit = async (e) => {
 
 // ---------- the chat view ----------
 
-function openChat(peer) {
+// openChat opens conversation conv: a one-to-one chat (d:a:b) or a group (g:name).
+function openChat(conv) {
   if (!client || !me) return;
-  const conv = Client.directConversationId(me, peer);
-  current = { conv, peer };
-  sessionStorage.setItem(OPEN_KEY, peer);
+  const group = isGroup(conv);
+  const peer = group ? undefined : peerOf(conv);
+  current = group ? { conv, group: groupName(conv) } : { conv, peer };
+  sessionStorage.setItem(OPEN_KEY, conv);
   $("app").classList.add("in-chat");
   $("chat-empty").hidden = true;
-  if (!presence.has(peer)) {
+  if (peer && !presence.has(peer)) {
     presence.set(peer, { user: peer, online: false, devices: 0 });
     client.subscribe([peer]).then((ps) => ps.forEach(onPresence), () => presence.delete(peer));
   }
@@ -454,10 +487,28 @@ $("back").onclick = closeChat;
 
 function renderHeader() {
   if (!current) return;
+  renderComposer();
+  if (current.group) {
+    const left = hasLeft(current.conv);
+    $("peer-name").textContent = current.group;
+    $("peer-dot").className = "dot group-dot";
+    $("peer-state").textContent = left ? "You left this group" : "group";
+    return;
+  }
   const p = presence.get(current.peer);
   $("peer-name").textContent = displayName(current.peer);
   $("peer-dot").className = "dot" + (p?.online ? " online" : "");
   $("peer-state").textContent = p?.online ? "online" : p?.last_seen ? "last seen " + timeLabel(p.last_seen) : "offline";
+}
+
+// renderComposer makes a group the user has left read-only.
+function renderComposer() {
+  const left = !!current && hasLeft(current.conv);
+  $("text").disabled = left;
+  $("send").disabled = left;
+  $("emoji-toggle").disabled = left;
+  $("left-note").hidden = !left;
+  if (left) toggleEmoji(false);
 }
 
 async function loadOlder(conv, toBottom) {
@@ -540,7 +591,7 @@ function renderMessages(reset) {
   const atBottom = reset || box.scrollHeight - box.scrollTop - box.clientHeight < 40;
   const ch = chatState(current.conv);
   const cv = client && client.conversation(current.conv);
-  const peerRead = cv ? cv.peer_read_seq : 0;
+  const peerRead = cv && !current.group ? cv.peer_read_seq : 0;
   const items = [...ch.msgs.values()].sort((a, b) => a.seq - b.seq).map((m) => ({ m }));
   for (const p of ch.pending.values()) items.push({ p });
   const nodes = [];
@@ -553,7 +604,7 @@ function renderMessages(reset) {
       nodes.push(el("div", "day", dayLabel(ts)));
       lastDay = day;
     }
-    nodes.push(it.m ? messageNode(it.m, peerRead) : pendingNode(it.p));
+    nodes.push(it.m ? messageNode(it.m, peerRead, !!current.group) : pendingNode(it.p));
   }
   box.replaceChildren(...nodes);
   if (atBottom) box.scrollTop = box.scrollHeight;
@@ -564,14 +615,21 @@ function textOf(content, ctype) {
   return `[${ctype}] ${JSON.stringify(content)}`;
 }
 
-function messageNode(m, peerRead) {
+// messageNode shows one message; in a group, others' messages name their sender,
+// and own ones have no read state (members' reading is not shared).
+function messageNode(m, peerRead, group) {
   const own = m.from === me;
   const wrap = el("div", "msg " + (own ? "own" : "other"));
   wrap.dataset.seq = String(m.seq);
   wrap.dataset.cid = m.cid;
+  wrap.dataset.from = m.from;
+  if (group && !own) wrap.append(el("div", "sender", displayName(m.from)));
   wrap.append(el("div", "bubble", textOf(m.content, m.ctype)));
   const meta = el("div", "meta", timeLabel(m.ts));
-  if (own) {
+  if (own && group) {
+    wrap.dataset.state = "sent";
+    meta.append(el("span", "state", " · ✓ Sent"));
+  } else if (own) {
     const read = peerRead >= m.seq;
     const state = el("span", read ? "read state" : "state", read ? " · ✓✓ Read" : " · ✓ Sent");
     wrap.dataset.state = read ? "read" : "sent";
@@ -610,7 +668,8 @@ function transmit(p) {
   p.state = "sending";
   p.error = undefined;
   renderMessages(false);
-  client.send({ to: p.to }, { text: p.text }, { cid: p.cid, timeoutMs: SEND_TIMEOUT_MS }).then(
+  const target = p.to ? { to: p.to } : { conv: p.conv };
+  client.send(target, { text: p.text }, { cid: p.cid, timeoutMs: SEND_TIMEOUT_MS }).then(
     () => {
       chatState(p.conv).pending.delete(p.cid); // the message event has shown it by now
       if (current && current.conv === p.conv) renderMessages(false);
@@ -628,7 +687,7 @@ $("composer").onsubmit = (e) => {
   e.preventDefault();
   const ta = $("text");
   const text = ta.value.trim();
-  if (!text || !current || !client) return;
+  if (!text || !current || !client || hasLeft(current.conv)) return;
   ta.value = "";
   autosize();
   const p = { cid: client.newClientId(), conv: current.conv, to: current.peer, text, ts: Date.now(), state: "sending" };

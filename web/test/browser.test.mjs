@@ -289,3 +289,64 @@ test("the page says what to do when sign-up is off", async () => {
   assert.deepEqual(dave.errors, []);
   await dave.context.close();
 });
+
+function admin(method, path, body) {
+  return fetch(base + path, {
+    method,
+    headers: { Authorization: "Bearer browser-test-admin-key", "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+}
+
+test("a group made by the app server: members chat with names shown; a removed member reads only", async () => {
+  // The app server makes a group of the two people who signed up and carol, made with the admin key.
+  const aliceErrors = []; // alice's page is now the second tab, whose errors the earlier test watched
+  alice.page.on("console", (m) => m.type() === "error" && aliceErrors.push(m.text()));
+  alice.page.on("pageerror", (e) => aliceErrors.push(String(e)));
+  const res = await admin("POST", "/v1/groups", { id: "team", members: ["alice", "bob", "carol"] });
+  assert.equal(res.status, 201);
+  const aliceGroup = alice.page.locator("button.conv[data-group=team]");
+  await aliceGroup.waitFor();
+  assert.equal(await aliceGroup.locator(".conv-name").textContent(), "team");
+  assert.equal(await aliceGroup.locator(".group-mark").count(), 1, "marked as a group");
+
+  await aliceGroup.click();
+  await alice.page.waitForSelector("#peer-name:text('team')");
+  await send(alice.page, "Hello team");
+  await alice.page.waitForSelector("#messages .msg.own[data-state=sent] .bubble:text('Hello team')");
+
+  // Bob, on his phone, goes back to his list: the group has an unread badge.
+  await bob.page.click("#back");
+  const bobGroup = bob.page.locator("button.conv[data-group=team]");
+  const badge = bobGroup.locator(".badge");
+  await badge.waitFor();
+  assert.equal(await badge.textContent(), "1");
+  assert.match(await bobGroup.locator(".conv-preview").textContent(), /Alice: Hello team/);
+  await bobGroup.click();
+  const fromAlice = bob.page.locator("#messages .msg.other[data-from=alice]");
+  await fromAlice.locator(".bubble:text('Hello team')").waitFor();
+  await fromAlice.locator(".sender:text('Alice')").waitFor();
+  await badge.waitFor({ state: "detached" });
+  await shot(bob.page, "phone-group");
+
+  await send(bob.page, "Hi all");
+  await alice.page.locator("#messages .msg.other[data-from=bob] .sender:text('Bob')").waitFor();
+  assert.deepEqual(await bubbles(alice.page, "other"), ["Hi all"]);
+  await shot(alice.page, "group");
+
+  // Removed from the group, bob keeps its history but can no longer write.
+  assert.equal((await admin("DELETE", "/v1/groups/team/members/bob")).status, 204);
+  await bob.page.locator("#left-note").waitFor();
+  assert.equal(await bob.page.isDisabled("#text"), true);
+  assert.equal(await bob.page.isDisabled("#send"), true);
+  assert.match(await bob.page.textContent("#peer-state"), /left/);
+  await send(alice.page, "Bob has left");
+  await alice.page.waitForSelector("#messages .msg.own[data-state=sent] .bubble:text('Bob has left')");
+  await bob.page.evaluate(() => new Promise((r) => setTimeout(r, 300))); // a stray push would show by now
+  assert.deepEqual(await bubbles(bob.page, "other"), ["Hello team"]);
+  await shot(bob.page, "phone-group-left");
+  await bob.page.click("#back");
+  assert.match(await bob.page.textContent("button.conv[data-group=team] .conv-preview"), /You left this group/);
+  assert.deepEqual(aliceErrors, []);
+  assert.deepEqual(bob.errors, []);
+});

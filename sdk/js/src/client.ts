@@ -82,7 +82,7 @@ export interface ClientEvents {
   receipt: Receipt;
   /** A subscribed user came online or went offline; also the fresh state after each reconnection. */
   presence: Presence;
-  /** An entry of the conversation list changed: new message, unread count, read positions, history cleared. */
+  /** An entry of the conversation list changed: new message, unread count, read positions, history cleared, the user added to a group or removed from it (left). */
   conversation: Conversation;
   /** The server kicked this connection. */
   kicked: Kick;
@@ -103,14 +103,11 @@ export interface SendOptions {
 }
 
 /**
- * SendTarget names where a message goes. Today every conversation is
- * one-to-one and a send names the other user; conversations are addressed
- * by id everywhere else, and a later protocol version may let a send name
- * a conversation.
+ * SendTarget names where a message goes: the other user of a one-to-one
+ * conversation ({ to: "bob" }), or a conversation by id ({ conv: "g:team" }
+ * for a group, or "d:alice:bob"). Exactly one of the two.
  */
-export interface SendTarget {
-  to: string;
-}
+export type SendTarget = { to: string; conv?: undefined } | { conv: string; to?: undefined };
 
 /** ClientStats are counters of a Client since it started. */
 export interface ClientStats {
@@ -144,7 +141,9 @@ interface Pending {
 
 interface OutgoingSend {
   cid: string;
-  to: string;
+  target: string; // the frame's "to" or "conv" member, JSON-encoded with its key
+  to?: string; // the recipient of a send by user
+  conv?: string; // the conversation of a send by id
   ctype: string;
   content: string; // the JSON text, sent byte for byte on every retransmission
   reqId?: string; // the request id of the latest transmission
@@ -335,6 +334,18 @@ export class Client {
   /** directConversationId returns the id of the one-to-one conversation of users a and b. */
   static directConversationId(a: string, b: string): string {
     return a < b ? `d:${a}:${b}` : `d:${b}:${a}`;
+  }
+
+  /** groupConversationId returns the id of group id's conversation: g:<id>. */
+  static groupConversationId(id: string): string {
+    return "g:" + id;
+  }
+
+  /** conversationKind returns "group" for a g: id, "direct" for a d: id and "" for anything else. */
+  static conversationKind(conv: string): "direct" | "group" | "" {
+    if (conv.startsWith("g:")) return "group";
+    if (conv.startsWith("d:")) return "direct";
+    return "";
   }
 
   private setState(s: StateChange): void {
@@ -558,13 +569,12 @@ export class Client {
     const timeout = this.opts.ackTimeoutMs + 2 * interval;
     try {
       cn.busy = true;
-      const r = await this.request<Conversations>(cn, "conversations", { since: this.syncVersion }, "conversations", timeout);
       const atLatest = !!this.opts.startAtLatest && !this.synced;
-      for (const c of r.conversations) {
-        this.mergeConversation(c);
-        this.seq.applyConversation(c, atLatest);
+      for (;;) {
+        const r = await this.request<Conversations>(cn, "conversations", { since: this.syncVersion }, "conversations", timeout);
+        this.applySync(r, atLatest);
+        if (!r.more) break; // more changes wait: the next page at once
       }
-      this.syncVersion = Math.max(this.syncVersion, r.version);
       cn.synced = true;
       if (this.subs.size > 0) {
         const p = await this.request<{ presence: Presence[] }>(cn, "presence.subscribe", { users: [...this.subs].sort() }, "ok", timeout);
@@ -674,6 +684,7 @@ export class Client {
     if (this.stopped) return Promise.reject(this.stopErr instanceof ParleyError ? this.stopErr : new ParleyError(Codes.Closed, "client stopped"));
     const text = JSON.stringify(content);
     if (text === undefined) return Promise.reject(new ParleyError(Codes.InvalidArgument, "content is not JSON"));
+    if ((target.to === undefined) === (target.conv === undefined)) return Promise.reject(new ParleyError(Codes.InvalidArgument, "a send names exactly one of to and conv"));
     const cid = options.cid ?? this.newClientId();
     const existing = this.sends.get(cid);
     if (existing) return new Promise<Ack>((resolve, reject) => {
@@ -682,7 +693,8 @@ export class Client {
       existing.reject = (e) => (prev.reject(e), reject(e));
     });
     return new Promise<Ack>((resolve, reject) => {
-      const s: OutgoingSend = { cid, to: target.to, ctype: options.ctype ?? "text", content: text, attempt: 0, done: false, resolve, reject };
+      const s: OutgoingSend = { cid, target: "", to: target.to, conv: target.conv, ctype: options.ctype ?? "text", content: text, attempt: 0, done: false, resolve, reject };
+      s.target = s.conv !== undefined ? `"conv":${JSON.stringify(s.conv)}` : `"to":${JSON.stringify(s.to)}`;
       this.sends.set(cid, s);
       if (options.timeoutMs) {
         s.giveUp = setTimeout(() => this.finishSend(s, undefined, new ParleyError(Codes.Timeout, `no ack within ${options.timeoutMs} ms`)), options.timeoutMs);
@@ -691,9 +703,9 @@ export class Client {
     });
   }
 
-  /** sendText sends {"text": text} to a user. */
-  sendText(to: string, text: string, options: SendOptions = {}): Promise<Ack> {
-    return this.send({ to }, { text }, options);
+  /** sendText sends {"text": text} to a user (a user id) or to a target ({ conv: "g:team" }). */
+  sendText(to: string | SendTarget, text: string, options: SendOptions = {}): Promise<Ack> {
+    return this.send(typeof to === "string" ? { to } : to, { text }, options);
   }
 
   // transmit writes s on the current connection, if any; otherwise the next
@@ -722,7 +734,7 @@ export class Client {
         this.finishSend(s, undefined, e);
       },
     });
-    const frame = `{"type":"send","id":"${id}","data":{"cid":${JSON.stringify(s.cid)},"to":${JSON.stringify(s.to)},"ctype":${JSON.stringify(s.ctype)},"content":${s.content}}}`;
+    const frame = `{"type":"send","id":"${id}","data":{"cid":${JSON.stringify(s.cid)},${s.target},"ctype":${JSON.stringify(s.ctype)},"content":${s.content}}}`;
     if (this.write(cn, frame)) {
       s.ackTimer = setTimeout(() => {
         if (!s.done && s.reqId === id && this.conn === cn) this.transmit(s);
@@ -742,14 +754,22 @@ export class Client {
       return;
     }
     s.resolve(ack);
-    this.seq.offer({ conv: ack.conv, seq: ack.seq, sid: ack.sid, cid: s.cid, from: this._user, to: s.to, ctype: s.ctype, content: JSON.parse(s.content), ts: ack.ts });
+    const m: Message = { conv: ack.conv, seq: ack.seq, sid: ack.sid, cid: s.cid, from: this._user, ctype: s.ctype, content: JSON.parse(s.content), ts: ack.ts };
+    const peer = s.to ?? directPeer(ack.conv, this._user);
+    if (peer !== undefined) m.to = peer; // as the server has it: to only in one-to-one conversations
+    this.seq.offer(m);
   }
 
   // deliver receives each message from the sequencer, once and in order.
+  // A message of a conversation the list does not know yet starts an entry
+  // built from the id: its kind from the prefix, and a peer only when it is
+  // one-to-one. The next sync or conversation push completes it.
   private deliver(m: Message): void {
     let c = this.convs.get(m.conv);
     if (!c) {
-      c = { id: m.conv, kind: "direct", peer: m.from === this._user ? m.to : m.from, max_seq: 0, read_seq: 0, peer_read_seq: 0, min_seq: 1, unread: 0, version: 0 };
+      const kind = Client.conversationKind(m.conv);
+      c = { id: m.conv, kind, max_seq: 0, read_seq: 0, peer_read_seq: 0, min_seq: 1, unread: 0, version: 0 };
+      if (kind === "direct") c.peer = m.from === this._user ? (m.to ?? directPeer(m.conv, this._user)) : m.from;
       this.convs.set(m.conv, c);
     }
     if (m.seq >= c.max_seq) {
@@ -847,15 +867,29 @@ export class Client {
     await this.call<void>("presence.unsubscribe", { users }, "ok");
   }
 
-  /** syncConversations asks for the conversations changed since the last sync and folds them into the list. */
+  /**
+   * syncConversations asks for the conversations changed since the last
+   * sync, page after page while the server says more wait, and folds them
+   * into the list.
+   */
   async syncConversations(): Promise<Conversation[]> {
-    const r = await this.call<Conversations>("conversations", { since: this.syncVersion }, "conversations");
+    for (;;) {
+      const r = await this.call<Conversations>("conversations", { since: this.syncVersion }, "conversations");
+      this.applySync(r, false);
+      if (!r.more) break;
+    }
+    return this.conversations();
+  }
+
+  // applySync folds one page of a conversations reply into the list and the
+  // sequencer. The version moves to the page's: with more, that of its last
+  // conversation, so the next page starts after it.
+  private applySync(r: Conversations, atLatest: boolean): void {
     for (const c of r.conversations) {
       this.mergeConversation(c);
-      this.seq.applyConversation(c, false);
+      this.seq.applyConversation(c, atLatest);
     }
     this.syncVersion = Math.max(this.syncVersion, r.version);
-    return this.conversations();
   }
 
   /** ping measures a round trip and returns the server's clock (Unix ms). */
@@ -868,6 +902,17 @@ export class Client {
   pendingSends(): string[] {
     return [...this.sends.keys()];
   }
+}
+
+// directPeer returns the other user of direct conversation conv (d:a:b), or
+// undefined when conv is not a direct conversation of user.
+function directPeer(conv: string, user: string): string | undefined {
+  if (!conv.startsWith("d:")) return undefined;
+  const ids = conv.slice(2).split(":");
+  if (ids.length !== 2) return undefined;
+  if (ids[0] === user) return ids[1];
+  if (ids[1] === user) return ids[0];
+  return undefined;
 }
 
 function unread(c: Conversation): number {

@@ -1,4 +1,4 @@
-// Wire types of Parley's client protocol (docs/protocol.md), version 1.
+// Wire types of Parley's client protocol (docs/protocol.md), version 2.
 // Field names are the JSON names; times are Unix milliseconds.
 
 /** Hello is the first frame of every connection. */
@@ -18,7 +18,8 @@ export interface Message {
   sid: string;
   cid: string;
   from: string;
-  to: string;
+  /** The recipient of a one-to-one message; absent in a group. */
+  to?: string;
   ctype: string;
   /** The JSON value sent, decoded. */
   content: unknown;
@@ -39,12 +40,16 @@ export interface Ack {
 /** Conversation is one conversation as the user sees it. */
 export interface Conversation {
   id: string;
-  kind: string;
+  /** "direct" (two users, id d:a:b) or "group" (id g:<group>). */
+  kind: "direct" | "group" | string;
+  /** The other user of a direct conversation; absent in a group. */
   peer?: string;
   max_seq: number;
   read_seq: number;
   peer_read_seq: number;
   min_seq: number;
+  /** True once the user was removed from the group: nothing above max_seq will come, and sends are refused. */
+  left?: boolean;
   unread: number;
   last_message?: Message;
   version: number;
@@ -54,6 +59,8 @@ export interface Conversation {
 export interface Conversations {
   version: number;
   conversations: Conversation[];
+  /** True when more changes wait: ask again with since set to version. The SDK does. */
+  more?: boolean;
 }
 
 /** Messages is one page of a conversation's history, in ascending seq. */

@@ -178,6 +178,18 @@ export class Client {
     static directConversationId(a, b) {
         return a < b ? `d:${a}:${b}` : `d:${b}:${a}`;
     }
+    /** groupConversationId returns the id of group id's conversation: g:<id>. */
+    static groupConversationId(id) {
+        return "g:" + id;
+    }
+    /** conversationKind returns "group" for a g: id, "direct" for a d: id and "" for anything else. */
+    static conversationKind(conv) {
+        if (conv.startsWith("g:"))
+            return "group";
+        if (conv.startsWith("d:"))
+            return "direct";
+        return "";
+    }
     setState(s) {
         this._state = s.state;
         this.emit("state", s);
@@ -414,13 +426,13 @@ export class Client {
         const timeout = this.opts.ackTimeoutMs + 2 * interval;
         try {
             cn.busy = true;
-            const r = await this.request(cn, "conversations", { since: this.syncVersion }, "conversations", timeout);
             const atLatest = !!this.opts.startAtLatest && !this.synced;
-            for (const c of r.conversations) {
-                this.mergeConversation(c);
-                this.seq.applyConversation(c, atLatest);
+            for (;;) {
+                const r = await this.request(cn, "conversations", { since: this.syncVersion }, "conversations", timeout);
+                this.applySync(r, atLatest);
+                if (!r.more)
+                    break; // more changes wait: the next page at once
             }
-            this.syncVersion = Math.max(this.syncVersion, r.version);
             cn.synced = true;
             if (this.subs.size > 0) {
                 const p = await this.request(cn, "presence.subscribe", { users: [...this.subs].sort() }, "ok", timeout);
@@ -537,6 +549,8 @@ export class Client {
         const text = JSON.stringify(content);
         if (text === undefined)
             return Promise.reject(new ParleyError(Codes.InvalidArgument, "content is not JSON"));
+        if ((target.to === undefined) === (target.conv === undefined))
+            return Promise.reject(new ParleyError(Codes.InvalidArgument, "a send names exactly one of to and conv"));
         const cid = options.cid ?? this.newClientId();
         const existing = this.sends.get(cid);
         if (existing)
@@ -546,7 +560,8 @@ export class Client {
                 existing.reject = (e) => (prev.reject(e), reject(e));
             });
         return new Promise((resolve, reject) => {
-            const s = { cid, to: target.to, ctype: options.ctype ?? "text", content: text, attempt: 0, done: false, resolve, reject };
+            const s = { cid, target: "", to: target.to, conv: target.conv, ctype: options.ctype ?? "text", content: text, attempt: 0, done: false, resolve, reject };
+            s.target = s.conv !== undefined ? `"conv":${JSON.stringify(s.conv)}` : `"to":${JSON.stringify(s.to)}`;
             this.sends.set(cid, s);
             if (options.timeoutMs) {
                 s.giveUp = setTimeout(() => this.finishSend(s, undefined, new ParleyError(Codes.Timeout, `no ack within ${options.timeoutMs} ms`)), options.timeoutMs);
@@ -554,9 +569,9 @@ export class Client {
             this.transmit(s);
         });
     }
-    /** sendText sends {"text": text} to a user. */
+    /** sendText sends {"text": text} to a user (a user id) or to a target ({ conv: "g:team" }). */
     sendText(to, text, options = {}) {
-        return this.send({ to }, { text }, options);
+        return this.send(typeof to === "string" ? { to } : to, { text }, options);
     }
     // transmit writes s on the current connection, if any; otherwise the next
     // hello transmits it.
@@ -588,7 +603,7 @@ export class Client {
                 this.finishSend(s, undefined, e);
             },
         });
-        const frame = `{"type":"send","id":"${id}","data":{"cid":${JSON.stringify(s.cid)},"to":${JSON.stringify(s.to)},"ctype":${JSON.stringify(s.ctype)},"content":${s.content}}}`;
+        const frame = `{"type":"send","id":"${id}","data":{"cid":${JSON.stringify(s.cid)},${s.target},"ctype":${JSON.stringify(s.ctype)},"content":${s.content}}}`;
         if (this.write(cn, frame)) {
             s.ackTimer = setTimeout(() => {
                 if (!s.done && s.reqId === id && this.conn === cn)
@@ -610,13 +625,23 @@ export class Client {
             return;
         }
         s.resolve(ack);
-        this.seq.offer({ conv: ack.conv, seq: ack.seq, sid: ack.sid, cid: s.cid, from: this._user, to: s.to, ctype: s.ctype, content: JSON.parse(s.content), ts: ack.ts });
+        const m = { conv: ack.conv, seq: ack.seq, sid: ack.sid, cid: s.cid, from: this._user, ctype: s.ctype, content: JSON.parse(s.content), ts: ack.ts };
+        const peer = s.to ?? directPeer(ack.conv, this._user);
+        if (peer !== undefined)
+            m.to = peer; // as the server has it: to only in one-to-one conversations
+        this.seq.offer(m);
     }
     // deliver receives each message from the sequencer, once and in order.
+    // A message of a conversation the list does not know yet starts an entry
+    // built from the id: its kind from the prefix, and a peer only when it is
+    // one-to-one. The next sync or conversation push completes it.
     deliver(m) {
         let c = this.convs.get(m.conv);
         if (!c) {
-            c = { id: m.conv, kind: "direct", peer: m.from === this._user ? m.to : m.from, max_seq: 0, read_seq: 0, peer_read_seq: 0, min_seq: 1, unread: 0, version: 0 };
+            const kind = Client.conversationKind(m.conv);
+            c = { id: m.conv, kind, max_seq: 0, read_seq: 0, peer_read_seq: 0, min_seq: 1, unread: 0, version: 0 };
+            if (kind === "direct")
+                c.peer = m.from === this._user ? (m.to ?? directPeer(m.conv, this._user)) : m.from;
             this.convs.set(m.conv, c);
         }
         if (m.seq >= c.max_seq) {
@@ -713,15 +738,29 @@ export class Client {
             this.subs.delete(u);
         await this.call("presence.unsubscribe", { users }, "ok");
     }
-    /** syncConversations asks for the conversations changed since the last sync and folds them into the list. */
+    /**
+     * syncConversations asks for the conversations changed since the last
+     * sync, page after page while the server says more wait, and folds them
+     * into the list.
+     */
     async syncConversations() {
-        const r = await this.call("conversations", { since: this.syncVersion }, "conversations");
+        for (;;) {
+            const r = await this.call("conversations", { since: this.syncVersion }, "conversations");
+            this.applySync(r, false);
+            if (!r.more)
+                break;
+        }
+        return this.conversations();
+    }
+    // applySync folds one page of a conversations reply into the list and the
+    // sequencer. The version moves to the page's: with more, that of its last
+    // conversation, so the next page starts after it.
+    applySync(r, atLatest) {
         for (const c of r.conversations) {
             this.mergeConversation(c);
-            this.seq.applyConversation(c, false);
+            this.seq.applyConversation(c, atLatest);
         }
         this.syncVersion = Math.max(this.syncVersion, r.version);
-        return this.conversations();
     }
     /** ping measures a round trip and returns the server's clock (Unix ms). */
     async ping() {
@@ -732,6 +771,20 @@ export class Client {
     pendingSends() {
         return [...this.sends.keys()];
     }
+}
+// directPeer returns the other user of direct conversation conv (d:a:b), or
+// undefined when conv is not a direct conversation of user.
+function directPeer(conv, user) {
+    if (!conv.startsWith("d:"))
+        return undefined;
+    const ids = conv.slice(2).split(":");
+    if (ids.length !== 2)
+        return undefined;
+    if (ids[0] === user)
+        return ids[1];
+    if (ids[1] === user)
+        return ids[0];
+    return undefined;
 }
 function unread(c) {
     return Math.max(0, c.max_seq - Math.max(c.read_seq, c.min_seq - 1));

@@ -1,3 +1,3 @@
-// Wire types of Parley's client protocol (docs/protocol.md), version 1.
+// Wire types of Parley's client protocol (docs/protocol.md), version 2.
 // Field names are the JSON names; times are Unix milliseconds.
 export {};

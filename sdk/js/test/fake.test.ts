@@ -1,0 +1,134 @@
+// The client against a scripted server on a fake WebSocket: frame sequences
+// a real server produces only by chance (a group message before its
+// conversation, a push repeated) or only at scale (a paged list).
+import { test, afterEach } from "node:test";
+import assert from "node:assert/strict";
+import { Client, type Message, type WebSocketConstructor, type WebSocketLike } from "../src/index.js";
+import { waitFor } from "./harness.js";
+
+// FakeSocket is a WebSocketLike whose server side is a function of the
+// client's frames; push sends an unsolicited frame.
+class FakeSocket implements WebSocketLike {
+  static last?: FakeSocket;
+  readyState = 1;
+  onopen: ((ev: any) => void) | null = null;
+  onmessage: ((ev: { data: any }) => void) | null = null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null = null;
+  onerror: ((ev: any) => void) | null = null;
+  readonly sent: any[] = [];
+
+  constructor(_url: string, private readonly reply: (f: any) => any[]) {
+    FakeSocket.last = this;
+    setTimeout(() => this.push({ type: "hello", data: { protocol: 2, user: "me", platform: "web", device: "d1", heartbeat_ms: 60000, server_time: Date.now() } }));
+  }
+  send(data: string): void {
+    const f = JSON.parse(data);
+    this.sent.push(f);
+    for (const r of this.reply(f)) setTimeout(() => this.push(r));
+  }
+  close(): void {
+    this.readyState = 3;
+  }
+  push(f: unknown): void {
+    this.onmessage?.({ data: JSON.stringify(f) });
+  }
+}
+
+// Every client a test connects is closed after it, passed or failed, so a
+// failing test does not keep the process alive with its timers.
+const open: Client[] = [];
+afterEach(() => {
+  for (const c of open.splice(0)) c.close();
+});
+
+async function connect(WebSocket: WebSocketConstructor): Promise<Client> {
+  const c = await Client.connect({ url: "ws://fake/v1/ws", token: "t", WebSocket });
+  open.push(c);
+  return c;
+}
+
+function fakeServer(reply: (f: any) => any[]): WebSocketConstructor {
+  return class extends FakeSocket {
+    constructor(url: string) {
+      super(url, reply);
+    }
+  } as unknown as WebSocketConstructor;
+}
+
+function conversation(id: string, version: number): any {
+  return { id, kind: "direct", peer: id.split(":")[2], max_seq: 0, read_seq: 0, peer_read_seq: 0, min_seq: 1, unread: 0, version };
+}
+
+function groupMessage(seq: number): Message {
+  return { conv: "g:crew", seq, sid: "s" + seq, cid: "c" + seq, from: "other", ctype: "text", content: { text: "m" + seq }, ts: seq };
+}
+
+test("the first sync asks again while the server says more", { timeout: 20000 }, async () => {
+  const asked: number[] = [];
+  const WebSocket = fakeServer((f) => {
+    if (f.type !== "conversations") return [];
+    asked.push(f.data.since);
+    const page = asked.length; // three pages of two
+    return [{ type: "conversations", id: f.id, data: { version: page * 2, conversations: [conversation(`d:me:u${page}a`, page * 2 - 1), conversation(`d:me:u${page}b`, page * 2)], more: page < 3 } }];
+  });
+  const c = await connect(WebSocket);
+  assert.deepEqual(asked, [0, 2, 4]);
+  assert.equal(c.conversations().length, 6);
+  assert.equal(c.version, 6);
+});
+
+test("syncConversations asks again while the server says more", { timeout: 20000 }, async () => {
+  const asked: number[] = [];
+  const WebSocket = fakeServer((f) => {
+    if (f.type !== "conversations") return [];
+    asked.push(f.data.since);
+    if (asked.length === 1) return [{ type: "conversations", id: f.id, data: { version: 1, conversations: [conversation("d:me:first", 1)] } }];
+    const page = asked.length - 1; // then two pages of one
+    return [{ type: "conversations", id: f.id, data: { version: 1 + page, conversations: [conversation(`d:me:later${page}`, 1 + page)], more: page < 2 } }];
+  });
+  const c = await connect(WebSocket);
+  const list = await c.syncConversations();
+  assert.deepEqual(asked, [0, 1, 2]);
+  assert.deepEqual(list.map((x) => x.id).sort(), ["d:me:first", "d:me:later1", "d:me:later2"]);
+  assert.equal(c.version, 3);
+});
+
+test("a group message makes a group entry without a peer; a repeated push is delivered once", { timeout: 20000 }, async () => {
+  const WebSocket = fakeServer((f) => (f.type === "conversations" ? [{ type: "conversations", id: f.id, data: { version: 1, conversations: [] } }] : []));
+  const c = await connect(WebSocket);
+  const got: number[] = [];
+  c.on("message", (m) => got.push(m.seq));
+  const sock = FakeSocket.last!;
+  sock.push({ type: "message", data: groupMessage(1) });
+  sock.push({ type: "message", data: groupMessage(2) });
+  sock.push({ type: "message", data: groupMessage(2) }); // shed pushes are repeated to show the newest
+  sock.push({ type: "message", data: groupMessage(1) });
+  await waitFor("two messages", () => got.length >= 2);
+  const entry = c.conversation("g:crew")!;
+  assert.equal(entry.kind, "group");
+  assert.equal(entry.peer, undefined);
+  assert.equal(entry.max_seq, 2);
+  assert.equal(entry.unread, 2);
+  assert.deepEqual(got, [1, 2]);
+  assert.equal(c.stats.duplicates, 2);
+});
+
+test("a send by conversation id names conv in the frame", { timeout: 20000 }, async () => {
+  const WebSocket = fakeServer((f) => {
+    if (f.type === "conversations") return [{ type: "conversations", id: f.id, data: { version: 1, conversations: [] } }];
+    if (f.type === "send") return [{ type: "ack", id: f.id, data: { cid: f.data.cid, conv: f.data.conv, seq: 1, sid: "s1", ts: 1 } }];
+    return [];
+  });
+  const c = await connect(WebSocket);
+  const delivered: Message[] = [];
+  c.on("message", (m) => delivered.push(m));
+  const ack = await c.sendText({ conv: "g:crew" }, "hi");
+  const frame = FakeSocket.last!.sent.find((f) => f.type === "send");
+  assert.equal(frame.data.conv, "g:crew");
+  assert.equal("to" in frame.data, false);
+  assert.equal(ack.conv, "g:crew");
+  assert.equal(delivered.length, 1);
+  assert.equal(delivered[0].to, undefined);
+  assert.equal(c.conversation("g:crew")?.kind, "group");
+  assert.equal(c.conversation("g:crew")?.unread, 0);
+});
