@@ -107,6 +107,28 @@ var adminCmds = []adminCmd{
 		},
 	},
 	{
+		name: "user deactivate", args: []string{"ID"}, summary: "deactivate a user for good",
+		about: "Deactivates user ID: their connections end with kick user_deactivated, their tokens stop working and none can be minted; " +
+			"their messages stay in the conversations' history and the id stays taken. It cannot be undone.",
+		example: "parley user deactivate mallory",
+		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
+			return func(ctx context.Context, c *admin.Client, args []string) (any, error) {
+				n, err := c.Deactivate(ctx, args[0])
+				return map[string]int{"kicked": n}, err
+			}
+		},
+	},
+	{
+		name: "user sessions", args: []string{"ID"}, summary: "list a user's live connections",
+		about:   "Lists the devices user ID has connected now, with platform, address and since when.",
+		example: "parley user sessions alice",
+		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
+			return func(ctx context.Context, c *admin.Client, args []string) (any, error) {
+				return c.UserSessions(ctx, args[0])
+			}
+		},
+	},
+	{
 		name: "token", args: []string{"USER"}, summary: "mint a device token for USER",
 		about:   "Mints a token for one device of USER, to pass to the device's client.",
 		example: "parley token alice --platform ios --device iphone-1 --ttl 24h\n  ALICE=$(parley token alice --device laptop --token-only)",

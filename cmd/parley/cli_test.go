@@ -245,3 +245,21 @@ func TestGroupsAndBackupFromTheCommandLine(t *testing.T) {
 		t.Errorf("backup into an existing directory: exit %d: %s", code, errOut)
 	}
 }
+
+func TestUserDeactivateAndSessions(t *testing.T) {
+	s := cliServer(t)
+	tok := s.User(t, "mallory", "web", "w1")
+	conn, _ := parleytest.Dial(t, s.WSURL, tok)
+	defer conn.Close()
+	code, out, errOut := parley(t, "user", "sessions", "mallory")
+	if code != 0 || !strings.Contains(out, `"w1"`) {
+		t.Fatalf("user sessions: exit %d: %s %s", code, out, errOut)
+	}
+	code, out, errOut = parley(t, "user", "deactivate", "mallory")
+	if code != 0 || !strings.Contains(out, `"kicked": 1`) {
+		t.Fatalf("user deactivate: exit %d: %s %s", code, out, errOut)
+	}
+	if code, _, errOut := parley(t, "token", "mallory"); code == 0 || !strings.Contains(errOut, "user_deactivated") {
+		t.Errorf("token for a deactivated user: exit %d: %s", code, errOut)
+	}
+}
