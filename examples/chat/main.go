@@ -56,7 +56,7 @@ func main() {
 
 type config struct {
 	url, token, to string
-	conv           string // a conversation to send to, instead of to
+	conv           string        // a conversation to send to, instead of to
 	state          string        // empty: defaultStateDir()/<server>_<user>_<device>.json
 	echoWait       time.Duration // how long to wait for the echoes of sent lines after stdin ends
 }
