@@ -482,11 +482,12 @@ func TestRefusalCallbackRunsOutsideTheCloseLock(t *testing.T) {
 		close(st.gate)
 		s.Close()
 	})
-	s.SendAsync(t.Context(), req("a", "b", "1"), func(protocol.Ack, error) {})
-	for len(s.queue) != 0 { // the committer took it and waits at the gate
+	// Fill the queue; the committer takes the first sends and waits at the
+	// gate with them.
+	for i := 0; len(s.queue) < cap(s.queue); i++ {
+		s.SendAsync(t.Context(), req("a", "b", fmt.Sprint("fill", i)), func(protocol.Ack, error) {})
 		time.Sleep(time.Millisecond)
 	}
-	s.SendAsync(t.Context(), req("a", "b", "2"), func(protocol.Ack, error) {}) // fills the queue
 	refused := make(chan error, 1)
 	go s.SendAsync(t.Context(), req("a", "b", "3"), func(_ protocol.Ack, err error) {
 		if !s.closeMu.TryLock() { // Close, from here, would deadlock
