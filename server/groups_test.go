@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -223,4 +224,48 @@ func TestBackupOverREST(t *testing.T) {
 	if len(page.Messages) != 1 || string(page.Messages[0].Content) != `{"text":"kept"}` {
 		t.Errorf("messages in the backup: %+v", page)
 	}
+}
+
+// TestLargePullFitsTheConnection pulls a page whose messages are as large
+// as content may be: the page ends at 1 MiB of content with more set, and
+// the connection stays up (it used to overflow the outbound queue and be
+// closed as a slow consumer).
+func TestLargePullFitsTheConnection(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	a, _ := parleytest.Dial(t, s.WSURL, s.User(t, "alice", "web", "a1"))
+	b, _ := parleytest.Dial(t, s.WSURL, s.User(t, "bob", "web", "b1"))
+	big := strings.Repeat("x", 30_000)
+	const n = 60 // 1.8 MB of content
+	for i := range n {
+		a.Request(t, protocol.TypeSend, fmt.Sprint("s", i), send("bob", fmt.Sprint("c", i), big))
+		a.Expect(t, protocol.TypeAck, nil)
+		b.Expect(t, protocol.TypeMessage, nil)
+	}
+	var got []protocol.Message
+	from := int64(1)
+	for page := 0; ; page++ {
+		b.Request(t, protocol.TypePull, fmt.Sprint("p", page), protocol.Pull{Conversation: "d:alice:bob", From: from, Limit: 200})
+		var m protocol.Messages
+		b.Expect(t, protocol.TypeMessages, &m)
+		size := 0
+		for _, msg := range m.Messages {
+			size += len(msg.Content)
+		}
+		if size > 1<<20+32<<10 {
+			t.Fatalf("page %d holds %d bytes of content", page, size)
+		}
+		got = append(got, m.Messages...)
+		if !m.More {
+			break
+		}
+		if page == 0 && len(m.Messages) >= n {
+			t.Fatal("the first page was not cut at 1 MiB")
+		}
+		from = m.Messages[len(m.Messages)-1].Seq + 1
+	}
+	if len(got) != n || got[n-1].Seq != n {
+		t.Fatalf("pulled %d messages, want %d in order", len(got), n)
+	}
+	b.Request(t, protocol.TypePing, "ping", nil)
+	b.Expect(t, protocol.TypePong, nil) // still connected
 }
