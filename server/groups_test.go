@@ -269,3 +269,37 @@ func TestLargePullFitsTheConnection(t *testing.T) {
 	b.Request(t, protocol.TypePing, "ping", nil)
 	b.Expect(t, protocol.TypePong, nil) // still connected
 }
+
+// TestContentComesBackCompact sends content with whitespace between its
+// tokens: the push, the WebSocket pull and the REST pull all return its
+// compact form, and a resend that differs only in that whitespace is the
+// same message.
+func TestContentComesBackCompact(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	a, _ := parleytest.Dial(t, s.WSURL, s.User(t, "alice", "web", "a1"))
+	b, _ := parleytest.Dial(t, s.WSURL, s.User(t, "bob", "web", "b1"))
+	const sent, compact = "{ \"text\" : \"hello  there\",\n  \"n\": 1.50 }", `{"text":"hello  there","n":1.50}`
+	a.Request(t, protocol.TypeSend, "s1", protocol.Send{ClientID: "c1", To: "bob", ContentType: "text", Content: json.RawMessage(sent)})
+	a.Expect(t, protocol.TypeAck, nil)
+	var m protocol.Message
+	b.Expect(t, protocol.TypeMessage, &m)
+	if string(m.Content) != compact {
+		t.Errorf("push content %s, want %s", m.Content, compact)
+	}
+	b.Request(t, protocol.TypePull, "p1", protocol.Pull{Conversation: "d:alice:bob"})
+	var page protocol.Messages
+	b.Expect(t, protocol.TypeMessages, &page)
+	if len(page.Messages) != 1 || string(page.Messages[0].Content) != compact {
+		t.Errorf("pulled %+v, want %s", page.Messages, compact)
+	}
+	_, body := doHTTP(t, s, "GET", "/v1/conversations/d:alice:bob/messages?user=bob", parleytest.AdminKey, "")
+	if !strings.Contains(string(body), `"content":`+compact) {
+		t.Errorf("REST pull %s, want content %s", body, compact)
+	}
+	a.Request(t, protocol.TypeSend, "s2", protocol.Send{ClientID: "c1", To: "bob", ContentType: "text", Content: json.RawMessage(compact)})
+	var ack protocol.Ack
+	a.Expect(t, protocol.TypeAck, &ack)
+	if !ack.Duplicate || ack.Seq != 1 {
+		t.Errorf("resend in compact form: %+v, want the original, marked dup", ack)
+	}
+}
