@@ -157,7 +157,7 @@ func (a *API) handle(mux *http.ServeMux, pattern string, acc access, h handlerFu
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
 		if body != nil {
-			json.NewEncoder(w).Encode(body)
+			protocol.WriteJSON(w, body)
 		}
 	})
 }

@@ -581,7 +581,7 @@ func encodeFrame(typ, id string, data any, e ...*protocol.Error) []byte {
 	if len(e) > 0 {
 		f.Error = e[0]
 	}
-	b, err := json.Marshal(f)
+	b, err := protocol.Marshal(f)
 	if err != nil {
 		panic(fmt.Sprintf("gateway: encode %s frame: %v", typ, err))
 	}

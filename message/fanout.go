@@ -61,9 +61,11 @@ func (s *Service) stopFanout() {
 // A worker whose queue is full does not hold up the delivery goroutine, and
 // with it the acks of every later commit: the group message is shed for that
 // worker's members and the conversation marked behind. When the worker's
-// queue next runs empty it pushes the conversation's newest message to them
-// again; a member who missed messages sees a seq gap and pulls them, as
-// after any lost push. Overload thus turns many pushes into a few pulls.
+// queue next runs empty it pushes the newest message it shed in that
+// conversation to them (to all their devices, the sender's included, which
+// drop what they have by seq); a member who missed messages sees a seq gap
+// and pulls them, as after any lost push. Overload thus turns many pushes
+// into a few pulls.
 func (s *Service) fanOut(m store.Message, origin router.Device) {
 	wire := toWire(m)
 	frame := protocol.AppendMessagePush(make([]byte, 0, 160+len(m.Content)), &wire)
@@ -106,7 +108,7 @@ func (s *Service) groupAudience(conv string) (*members, error) {
 }
 
 // catchUp pushes, to worker i's share of each conversation it fell behind
-// on, that conversation's newest message.
+// on, the newest message it shed there.
 func (s *Service) catchUp(i int, w *fanoutWorker) {
 	w.mu.Lock()
 	behind := w.behind

@@ -272,6 +272,15 @@ func (s *Service) validateConversation(ctx context.Context, nm *store.NewMessage
 		if peer == nm.Sender {
 			return protocol.Errorf(protocol.CodeInvalidArgument, "cannot send a message to yourself")
 		}
+		// The same check as a send with to: the other user must exist and
+		// be active.
+		ok, err := s.users.UserExists(ctx, peer)
+		if err != nil {
+			return fmt.Errorf("message: look up recipient: %w", err)
+		}
+		if !ok {
+			return protocol.Errorf(protocol.CodeNotFound, "no user %q", peer)
+		}
 		nm.Conversation, nm.Kind, nm.Recipient = conv, conversation.Direct, peer
 		return nil
 	case conversation.Group:
@@ -443,7 +452,7 @@ func (s *Service) ack(p *pending) {
 
 // EncodePush encodes a server-pushed frame (one without a request id).
 func EncodePush(typ string, data any) ([]byte, error) {
-	return json.Marshal(struct {
+	return protocol.Marshal(struct {
 		Type string `json:"type"`
 		Data any    `json:"data"`
 	}{typ, data})

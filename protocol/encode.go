@@ -1,14 +1,36 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"strconv"
 	"unicode/utf8"
 )
 
+// Marshal encodes v as every server frame and REST body is encoded: as
+// json.Marshal does, but without HTML escaping, so that message content,
+// stored as compact JSON, goes out exactly as it is stored.
+func Marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := encoder(&b).Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// WriteJSON writes v to w as Marshal encodes it, and a newline.
+func WriteJSON(w io.Writer, v any) error { return encoder(w).Encode(v) }
+
+func encoder(w io.Writer) *json.Encoder {
+	e := json.NewEncoder(w)
+	e.SetEscapeHTML(false)
+	return e
+}
+
 // AppendMessagePush appends the message push frame of m,
-// {"type":"message","data":{…}}, to dst: the same bytes as json.Marshal of
-// the frame with m as data, written without reflection because every
+// {"type":"message","data":{…}}, to dst: the same bytes as Marshal of the
+// frame with m as data, written without reflection because every
 // committed message is encoded once on the hot path. m.Content must be
 // compact JSON, as the server stores it.
 func AppendMessagePush(dst []byte, m *Message) []byte {
@@ -39,11 +61,11 @@ func AppendMessagePush(dst []byte, m *Message) []byte {
 	return append(dst, "}}"...)
 }
 
-// appendString appends s as a JSON string, as encoding/json writes it.
+// appendString appends s as a JSON string, as Marshal writes it.
 func appendString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= utf8.RuneSelf {
-			q, _ := json.Marshal(s) // a string always marshals
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			q, _ := Marshal(s) // a string always marshals
 			return append(dst, q...)
 		}
 	}

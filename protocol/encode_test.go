@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestAppendMessagePushMatchesEncodingJSON(t *testing.T) {
+func TestAppendMessagePushMatchesMarshal(t *testing.T) {
 	for _, m := range []Message{
 		{Conversation: "d:alice:bob", Seq: 1, ServerID: "06h05iu871a1a0stgk000001", ClientID: "m-5f1c", From: "alice", To: "bob",
 			ContentType: "text", Content: json.RawMessage(`{"text":"hello","n":1.50}`), Time: 1795343239224},
@@ -13,7 +13,7 @@ func TestAppendMessagePushMatchesEncodingJSON(t *testing.T) {
 			Content: json.RawMessage(`"ünïcödé \u2028"`), Time: -1},
 		{Conversation: "g:t", ClientID: "é", From: "y", ContentType: "t", Content: json.RawMessage(`[1,2,{"a":null}]`)},
 	} {
-		want, err := json.Marshal(struct {
+		want, err := Marshal(struct {
 			Type string  `json:"type"`
 			Data Message `json:"data"`
 		}{TypeMessage, m})
@@ -33,11 +33,11 @@ func FuzzAppendMessagePush(f *testing.F) {
 			return
 		}
 		var compact []byte
-		if c, err := json.Marshal(json.RawMessage(content)); err == nil {
+		if c, err := Marshal(json.RawMessage(content)); err == nil {
 			compact = c
 		}
 		m := Message{Conversation: conv, ClientID: cid, From: from, To: to, ContentType: ctype, Content: compact, Seq: 7, Time: 9}
-		want, _ := json.Marshal(struct {
+		want, _ := Marshal(struct {
 			Type string  `json:"type"`
 			Data Message `json:"data"`
 		}{TypeMessage, m})

@@ -48,7 +48,7 @@ type ErrorBody struct {
 func (e *Error) WriteHTTP(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.Code.HTTPStatus())
-	json.NewEncoder(w).Encode(ErrorBody{e})
+	WriteJSON(w, ErrorBody{e})
 }
 
 // NewGroup creates a group conversation: the app server's request body of

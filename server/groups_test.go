@@ -156,6 +156,22 @@ func TestGroupConversation(t *testing.T) {
 	a1.Quiet(t, 100*time.Millisecond)
 }
 
+// TestSendByDirectConversationChecksThePeer sends with conv to a direct
+// conversation whose other user does not exist, or was deactivated: the
+// same not_found as a send with to.
+func TestSendByDirectConversationChecksThePeer(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	a, _ := parleytest.Dial(t, s.WSURL, s.User(t, "alice", "web", "a1"))
+	s.User(t, "carol", "web", "c1")
+	if _, err := s.Admin.Deactivate(t.Context(), "carol"); err != nil {
+		t.Fatal(err)
+	}
+	for _, conv := range []string{"d:alice:zed", "d:alice:carol"} {
+		a.Request(t, protocol.TypeSend, conv, post(conv, conv, "hi"))
+		a.ExpectError(t, protocol.CodeNotFound)
+	}
+}
+
 func TestGroupBadInput(t *testing.T) {
 	s := parleytest.NewServer(t, nil)
 	s.User(t, "alice", "web", "a1")
@@ -271,15 +287,17 @@ func TestLargePullFitsTheConnection(t *testing.T) {
 }
 
 // TestContentComesBackCompact sends content with whitespace between its
-// tokens: the push, the WebSocket pull and the REST pull all return its
-// compact form, and a resend that differs only in that whitespace is the
+// tokens and characters encoding/json would escape by default: the push, the
+// WebSocket pull, the conversation list and the REST pull all return its
+// compact form, nothing escaped, and a resend that differs only in that whitespace is the
 // same message.
 func TestContentComesBackCompact(t *testing.T) {
 	s := parleytest.NewServer(t, nil)
 	a, _ := parleytest.Dial(t, s.WSURL, s.User(t, "alice", "web", "a1"))
 	b, _ := parleytest.Dial(t, s.WSURL, s.User(t, "bob", "web", "b1"))
-	const sent, compact = "{ \"text\" : \"hello  there\",\n  \"n\": 1.50 }", `{"text":"hello  there","n":1.50}`
-	a.Request(t, protocol.TypeSend, "s1", protocol.Send{ClientID: "c1", To: "bob", ContentType: "text", Content: json.RawMessage(sent)})
+	const sent, compact = "{ \"text\" : \"hello <b> & there\",\n  \"n\": 1.50 }", `{"text":"hello <b> & there","n":1.50}`
+	// Written by hand: encoding/json on this side would escape < and & itself.
+	a.WriteRaw(t, []byte(`{"type":"send","id":"s1","data":{"cid":"c1","to":"bob","ctype":"text","content":`+sent+`}}`))
 	a.Expect(t, protocol.TypeAck, nil)
 	var m protocol.Message
 	b.Expect(t, protocol.TypeMessage, &m)
@@ -296,7 +314,12 @@ func TestContentComesBackCompact(t *testing.T) {
 	if !strings.Contains(string(body), `"content":`+compact) {
 		t.Errorf("REST pull %s, want content %s", body, compact)
 	}
-	a.Request(t, protocol.TypeSend, "s2", protocol.Send{ClientID: "c1", To: "bob", ContentType: "text", Content: json.RawMessage(compact)})
+	b.Request(t, protocol.TypeConversations, "c1", nil)
+	f := b.Expect(t, protocol.TypeConversations, nil)
+	if !strings.Contains(string(f.Data), `"content":`+compact) {
+		t.Errorf("conversations %s, want last message content %s", f.Data, compact)
+	}
+	a.WriteRaw(t, []byte(`{"type":"send","id":"s2","data":{"cid":"c1","to":"bob","ctype":"text","content":`+compact+`}}`))
 	var ack protocol.Ack
 	a.Expect(t, protocol.TypeAck, &ack)
 	if !ack.Duplicate || ack.Seq != 1 {
