@@ -326,3 +326,27 @@ func TestContentComesBackCompact(t *testing.T) {
 		t.Errorf("resend in compact form: %+v, want the original, marked dup", ack)
 	}
 }
+
+// TestSendFramesInAnyKeyOrder sends the same kind of frame with its type
+// first (the one-pass path) and last (the general path), and a send whose
+// data does not decode: both are acked, the bad one is a bad_frame.
+func TestSendFramesInAnyKeyOrder(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	a, _ := parleytest.Dial(t, s.WSURL, s.User(t, "alice", "web", "a1"))
+	s.User(t, "bob", "web", "b1")
+	for i, frame := range []string{
+		`{"type":"send","id":"f1","data":{"cid":"k1","to":"bob","ctype":"text","content":{"n":1}}}`,
+		`{"id":"f2","data":{"cid":"k2","to":"bob","ctype":"text","content":{"n":2}},"type":"send"}`,
+	} {
+		a.WriteRaw(t, []byte(frame))
+		var ack protocol.Ack
+		f := a.Expect(t, protocol.TypeAck, &ack)
+		if f.ID != fmt.Sprint("f", i+1) || ack.Seq != int64(i+1) {
+			t.Errorf("frame %d: ack %+v (id %q)", i+1, ack, f.ID)
+		}
+	}
+	a.WriteRaw(t, []byte(`{"type":"send","id":"f3","data":{"cid":3,"to":"bob","ctype":"text","content":{}}}`))
+	if f := a.ExpectError(t, protocol.CodeBadFrame); f.ID != "f3" {
+		t.Errorf("bad send answered with id %q, want f3", f.ID)
+	}
+}
