@@ -103,6 +103,9 @@ func chat(ctx context.Context, cfg config, in io.Reader, out, errOut io.Writer) 
 		},
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // Ctrl-C while connecting
+		}
 		return err
 	}
 	defer c.Close()
