@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +27,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 
+	"github.com/parleyim/parley/conversation"
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/store"
 )
@@ -55,11 +55,10 @@ const (
 	metaAdminUser = "admin_created_user"
 )
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
-
 // ValidUserID reports whether id is a well-formed user id: 1 to 64 of
-// letters, digits, '.', '_', '@' and '-'.
-func ValidUserID(id string) bool { return idPattern.MatchString(id) }
+// letters, digits, '.', '_', '@' and '-'. It is the rule for every name that
+// goes into a conversation id (conversation.ValidName).
+func ValidUserID(id string) bool { return conversation.ValidName(id) }
 
 // Store is what the account service keeps durably.
 type Store interface {

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/parleyim/parley/protocol"
 )
@@ -419,28 +418,15 @@ func appendSendFrame(b []byte, id, cid, field, target, ctype string, content jso
 	b = append(b, `{"type":"send","id":"`...)
 	b = append(b, id...)
 	b = append(b, `","data":{"cid":`...)
-	b = appendString(b, cid)
+	b = protocol.AppendString(b, cid)
 	b = append(b, `,"`...)
 	b = append(b, field...)
 	b = append(b, `":`...)
-	b = appendString(b, target)
+	b = protocol.AppendString(b, target)
 	b = append(b, `,"ctype":`...)
-	b = appendString(b, ctype)
+	b = protocol.AppendString(b, ctype)
 	b = append(b, `,"content":`...)
 	start := len(b)
 	b = append(b, content...)
 	return append(b, "}}"...), start
-}
-
-// appendString appends s as a JSON string.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if ch := s[i]; ch < 0x20 || ch == '"' || ch == '\\' || ch >= utf8.RuneSelf {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

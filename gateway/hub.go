@@ -105,14 +105,18 @@ func (h *Hub) remove(c *conn) {
 // The connections that negotiated compression share one compressed form of
 // the frame, made by the first of them to write it.
 func (h *Hub) Deliver(users []string, frame []byte, except router.Device) {
-	f := outFrame{payload: frame, op: opText, shared: new(sharedDeflate)}
+	f := outFrame{payload: frame, op: opText}
 	for _, u := range users {
 		s := h.shard(u)
 		s.mu.RLock()
 		for _, c := range s.users[u] {
-			if c.device != except.Device || u != except.User {
-				c.enqueueFrame(f)
+			if c.device == except.Device && u == except.User {
+				continue
 			}
+			if c.deflate && f.shared == nil {
+				f.shared = new(sharedDeflate) // made only for compressing connections
+			}
+			c.enqueueFrame(f)
 		}
 		s.mu.RUnlock()
 	}

@@ -77,17 +77,14 @@ func (s *Service) AddMembers(ctx context.Context, id string, ch protocol.MemberC
 		return protocol.GroupMembers{}, protocol.Errorf(protocol.CodeInvalidArgument, "users is required")
 	}
 	conv := conversation.GroupID(id)
-	if _, err := s.Group(ctx, id); err != nil {
-		return protocol.GroupMembers{}, err
-	}
 	before, err := s.audience.get(ctx, conv)
-	if err != nil {
-		return protocol.GroupMembers{}, fmt.Errorf("message: add members: %w", err)
+	if err == nil {
+		_, err = s.store.AddMembers(ctx, conv, users, ch.FullHistory)
 	}
-	if _, err := s.store.AddMembers(ctx, conv, users, ch.FullHistory); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return protocol.GroupMembers{}, protocol.Errorf(protocol.CodeNotFound, "no group %q", id)
-		}
+	if errors.Is(err, store.ErrNotFound) {
+		return protocol.GroupMembers{}, protocol.Errorf(protocol.CodeNotFound, "no group %q", id)
+	}
+	if err != nil {
 		return protocol.GroupMembers{}, fmt.Errorf("message: add members: %w", err)
 	}
 	s.audience.forget(conv)
@@ -106,17 +103,17 @@ func (s *Service) AddMembers(ctx context.Context, id string, ch protocol.MemberC
 // conversation push marked left.
 func (s *Service) RemoveMember(ctx context.Context, id, user string) error {
 	conv := conversation.GroupID(id)
-	if _, err := s.Group(ctx, id); err != nil {
-		return err
-	}
 	removed, err := s.store.RemoveMembers(ctx, conv, []string{user})
+	if errors.Is(err, store.ErrNotFound) {
+		return protocol.Errorf(protocol.CodeNotFound, "no group %q", id)
+	}
 	if err != nil {
 		return fmt.Errorf("message: remove member: %w", err)
 	}
-	s.audience.forget(conv)
 	if len(removed) == 0 {
 		return protocol.Errorf(protocol.CodeNotFound, "%q is not a member of group %q", user, id)
 	}
+	s.audience.forget(conv)
 	s.pushMembership(ctx, conv, []string{user})
 	return nil
 }

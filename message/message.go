@@ -67,13 +67,15 @@ type Config struct {
 
 // Service is the message service. Its methods are safe for concurrent use.
 type Service struct {
-	cfg    Config
-	store  store.Messages
-	users  UserDirectory
-	router router.Router
-	log    *slog.Logger
-	now    func() time.Time
-	ids    *idGenerator
+	cfg   Config
+	store store.Messages
+	// appendBatch is the store's append, pipelined where the store can.
+	appendBatch func(context.Context, []store.NewMessage) ([]store.AppendResult, func() error, error)
+	users       UserDirectory
+	router      router.Router
+	log         *slog.Logger
+	now         func() time.Time
+	ids         *idGenerator
 
 	audience *audience
 	workers  []*fanoutWorker
@@ -145,6 +147,7 @@ func New(cfg Config, st store.Messages, users UserDirectory, r router.Router, lo
 		delivered: make(chan committed, 4),
 		done:      make(chan struct{}),
 	}
+	s.appendBatch = appendFunc(st)
 	s.audience = newAudience(st.ConversationMembers, cfg.FanoutWorkers, cfg.AudienceCache)
 	s.startFanout()
 	go s.commitLoop()
@@ -361,14 +364,7 @@ func (s *Service) commit(batch []*pending) (durable func() error) {
 		msgs[i] = p.req
 	}
 	start := time.Now()
-	var results []store.AppendResult
-	var err error
-	durable = func() error { return nil }
-	if pl, ok := s.store.(store.Pipeliner); ok {
-		results, durable, err = pl.AppendMessagesPipelined(context.Background(), msgs)
-	} else {
-		results, err = s.store.AppendMessages(context.Background(), msgs)
-	}
+	results, durable, err := s.appendBatch(context.Background(), msgs)
 	metrics.CommitSeconds.Observe(time.Since(start).Seconds())
 	metrics.CommitBatch.Observe(float64(len(batch)))
 	if err == nil && len(results) != len(batch) {
@@ -376,12 +372,27 @@ func (s *Service) commit(batch []*pending) (durable func() error) {
 	}
 	if err != nil {
 		s.failBatch(batch, err)
-		return func() error { return nil }
+		return noWait
 	}
 	for i, p := range batch {
 		p.result = results[i]
 	}
 	return durable
+}
+
+// noWait is the durable func of a batch that is durable already, or failed.
+func noWait() error { return nil }
+
+// appendFunc appends a batch and returns the func that waits for it to be
+// durable: the store's pipelined append if it has one, else its plain one.
+func appendFunc(st store.Messages) func(context.Context, []store.NewMessage) ([]store.AppendResult, func() error, error) {
+	if pl, ok := st.(store.Pipeliner); ok {
+		return pl.AppendMessagesPipelined
+	}
+	return func(ctx context.Context, msgs []store.NewMessage) ([]store.AppendResult, func() error, error) {
+		results, err := st.AppendMessages(ctx, msgs)
+		return results, noWait, err
+	}
 }
 
 // failBatch fails every send of a batch whose commit failed.

@@ -35,21 +35,21 @@ func encoder(w io.Writer) *json.Encoder {
 // compact JSON, as the server stores it.
 func AppendMessagePush(dst []byte, m *Message) []byte {
 	dst = append(dst, `{"type":"message","data":{"conv":`...)
-	dst = appendString(dst, m.Conversation)
+	dst = AppendString(dst, m.Conversation)
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendInt(dst, m.Seq, 10)
 	dst = append(dst, `,"sid":`...)
-	dst = appendString(dst, m.ServerID)
+	dst = AppendString(dst, m.ServerID)
 	dst = append(dst, `,"cid":`...)
-	dst = appendString(dst, m.ClientID)
+	dst = AppendString(dst, m.ClientID)
 	dst = append(dst, `,"from":`...)
-	dst = appendString(dst, m.From)
+	dst = AppendString(dst, m.From)
 	if m.To != "" {
 		dst = append(dst, `,"to":`...)
-		dst = appendString(dst, m.To)
+		dst = AppendString(dst, m.To)
 	}
 	dst = append(dst, `,"ctype":`...)
-	dst = appendString(dst, m.ContentType)
+	dst = AppendString(dst, m.ContentType)
 	dst = append(dst, `,"content":`...)
 	if len(m.Content) == 0 {
 		dst = append(dst, "null"...)
@@ -61,8 +61,10 @@ func AppendMessagePush(dst []byte, m *Message) []byte {
 	return append(dst, "}}"...)
 }
 
-// appendString appends s as a JSON string, as Marshal writes it.
-func appendString(dst []byte, s string) []byte {
+// AppendString appends s as a JSON string, as Marshal writes it. Encoders
+// written by hand for hot frames (the message push here, the SDK's send)
+// use it for their strings.
+func AppendString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
 			q, _ := Marshal(s) // a string always marshals

@@ -153,9 +153,8 @@ func (s *Store) upgrade(ctx context.Context, progress func(string, ...any)) erro
 	version, err := s.Store.ReadLegacy(ctx, sqlite.Legacy{
 		Conversation: func(c sqlite.LegacyConversation) error {
 			kinds[c.ID] = c.Kind
-			lastLo, lastHi := c.LastSentLo, c.LastSentHi
 			return im.Conversation(lsm.ImportedConversation{ID: c.ID, Kind: c.Kind, MaxSeq: c.MaxSeq, Version: c.Version,
-				Created: c.CreatedAt, LastSentLo: lastLo, LastSentHi: lastHi})
+				Created: c.CreatedAt, LastSentLo: c.LastSentLo, LastSentHi: c.LastSentHi})
 		},
 		Member: func(m sqlite.LegacyMember) error {
 			kind, ok := kinds[m.Conversation]

@@ -42,7 +42,7 @@ func (l *Log) AppendMessagesPipelined(ctx context.Context, batch []store.NewMess
 	if len(batch) == 0 {
 		return nil, noWait, nil
 	}
-	if err := ctxErr(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("lsm: append messages: %w", err)
 	}
 	l.mu.Lock()

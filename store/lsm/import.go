@@ -18,13 +18,16 @@ const importBatchBytes = 16 << 20
 // writes the same keys. It is not safe for concurrent use, and nothing else
 // may write to the Log while it runs.
 type Importer struct {
-	l *Log
-	b *pebble.Batch
+	l      *Log
+	b      *pebble.Batch
+	filter *clientFilter // the dedupe filter, whose snapshot predates the import
 }
 
 // NewImporter returns an Importer.
 func (l *Log) NewImporter() *Importer {
-	return &Importer{l: l, b: l.db.NewBatch()}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return &Importer{l: l, b: l.db.NewBatch(), filter: l.filter}
 }
 
 // ImportedConversation is a conversation to import: its head as the other
@@ -84,9 +87,7 @@ func (im *Importer) Message(m store.Message) error {
 	if m.ClientID != "" {
 		key := clientKey(m.Sender, m.ClientID)
 		im.b.Set(key, enc(nil).str(m.Conversation).int(m.Seq), nil)
-		im.l.mu.Lock()
-		im.l.filter.add(key) // the filter's snapshot predates the import
-		im.l.mu.Unlock()
+		im.filter.add(key)
 	}
 	return im.flushIfFull()
 }

@@ -39,7 +39,6 @@
 package lsm
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -321,6 +320,3 @@ func (quietLogger) Errorf(format string, args ...any) {
 func (quietLogger) Fatalf(format string, args ...any) {
 	pebble.DefaultLogger.Fatalf(format, args...)
 }
-
-// ctxErr reports a done context before a write starts.
-func ctxErr(ctx context.Context) error { return context.Cause(ctx) }

@@ -14,23 +14,28 @@ import (
 	"github.com/parleyim/parley/store"
 )
 
-// writeLocked runs build on a new batch under the write lock with the next
+// commitWrite runs build on a new batch under the write lock with the next
 // version and commits what it wrote; build returns false to commit nothing.
-// After a commit, each of heads (may be nil) is cached.
-func (l *Log) writeLocked(op string, build func(b *pebble.Batch, version int64) (changed bool, heads map[string]*head, err error)) error {
+// After a commit, the head build returns (nil for none) is cached as conv's.
+func (l *Log) commitWrite(ctx context.Context, op, conv string, build func(b *pebble.Batch, version int64) (changed bool, h *head, err error)) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("lsm: %s: %w", op, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.closed {
 		return fmt.Errorf("lsm: %s: %w", op, pebble.ErrClosed)
 	}
 	b := l.db.NewBatch()
 	defer b.Close()
 	version := l.version + 1
-	changed, heads, err := build(b, version)
+	changed, h, err := build(b, version)
 	if err == nil && changed {
 		b.Set(versionKey, enc(nil).int(version), nil)
 		err = b.Commit(l.write)
 		if err == nil {
 			l.version = version
-			for conv, h := range heads {
+			if h != nil {
 				l.cacheHead(conv, h)
 			}
 		}
@@ -43,12 +48,7 @@ func (l *Log) writeLocked(op string, build func(b *pebble.Batch, version int64) 
 
 // CreateConversation creates a conversation with its first members.
 func (l *Log) CreateConversation(ctx context.Context, c store.NewConversation) error {
-	if err := ctxErr(ctx); err != nil {
-		return fmt.Errorf("lsm: create conversation: %w", err)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.writeLocked("create conversation", func(b *pebble.Batch, version int64) (bool, map[string]*head, error) {
+	return l.commitWrite(ctx, "create conversation", c.ID, func(b *pebble.Batch, version int64) (bool, *head, error) {
 		old, err := l.headLocked(c.ID)
 		if err != nil {
 			return false, nil, err
@@ -64,7 +64,7 @@ func (l *Log) CreateConversation(ctx context.Context, c store.NewConversation) e
 			b.Set(audienceKey(c.ID, u), nil, nil)
 		}
 		b.Set(headKey(c.ID), h.encode(), nil)
-		return true, map[string]*head{c.ID: h}, nil
+		return true, h, nil
 	})
 }
 
@@ -83,78 +83,64 @@ func (l *Log) Conversation(ctx context.Context, id string) (store.Conversation, 
 
 // AddMembers makes users current members of a conversation.
 func (l *Log) AddMembers(ctx context.Context, conv string, users []string, fullHistory bool) ([]store.Member, error) {
-	if err := ctxErr(ctx); err != nil {
-		return nil, fmt.Errorf("lsm: add members: %w", err)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []store.Member
-	err := l.writeLocked("add members", func(b *pebble.Batch, version int64) (bool, map[string]*head, error) {
-		h, err := l.membershipHead(conv)
-		if err != nil {
-			return false, nil, err
+	return l.changeMembers(ctx, "add members", conv, users, func(b *pebble.Batch, u string, h *head, rec *member, found bool) (changed, report bool) {
+		if found && !rec.left {
+			return false, true // a current member stays as they are
 		}
-		nh := *h
-		changed := false
-		for _, u := range dedupeSorted(users) {
-			rec, found, err := memberOf(l.db, u, conv)
-			if err != nil {
-				return false, nil, err
-			}
-			if !found || rec.left {
-				rec = member{minSeq: conversation.JoinSeq(h.maxSeq, fullHistory), readSeq: h.maxSeq, version: version}
-				b.Set(memberKey(u, conv), rec.encode(), nil)
-				b.Set(audienceKey(conv, u), nil, nil)
-				nh.members++
-				changed = true
-			}
-			out = append(out, l.view(u, conv, &nh, &rec, nil))
-		}
-		if !changed {
-			return false, nil, nil
-		}
-		b.Set(headKey(conv), nh.encode(), nil)
-		return true, map[string]*head{conv: &nh}, nil
+		*rec = member{minSeq: conversation.JoinSeq(h.maxSeq, fullHistory), readSeq: h.maxSeq}
+		b.Set(audienceKey(conv, u), nil, nil)
+		h.members++
+		return true, true
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // RemoveMembers ends the membership of users.
 func (l *Log) RemoveMembers(ctx context.Context, conv string, users []string) ([]store.Member, error) {
-	if err := ctxErr(ctx); err != nil {
-		return nil, fmt.Errorf("lsm: remove members: %w", err)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	return l.changeMembers(ctx, "remove members", conv, users, func(b *pebble.Batch, u string, h *head, rec *member, found bool) (changed, report bool) {
+		if !found || rec.left {
+			return false, false
+		}
+		rec.left, rec.leftSeq = true, h.maxSeq
+		b.Delete(audienceKey(conv, u), nil)
+		h.members--
+		return true, true
+	})
+}
+
+// changeMembers runs change on the record of each of users in a group
+// conversation, with a copy of its head, in one write: a record change
+// reports changed is written with the write's version, and so is the head if
+// any did. It returns the state of the users change reports.
+func (l *Log) changeMembers(ctx context.Context, op, conv string, users []string, change func(b *pebble.Batch, user string, h *head, rec *member, found bool) (changed, report bool)) ([]store.Member, error) {
 	var out []store.Member
-	err := l.writeLocked("remove members", func(b *pebble.Batch, version int64) (bool, map[string]*head, error) {
+	err := l.commitWrite(ctx, op, conv, func(b *pebble.Batch, version int64) (bool, *head, error) {
+		out = out[:0]
 		h, err := l.membershipHead(conv)
 		if err != nil {
 			return false, nil, err
 		}
 		nh := *h
+		anyChanged := false
 		for _, u := range dedupeSorted(users) {
 			rec, found, err := memberOf(l.db, u, conv)
 			if err != nil {
 				return false, nil, err
 			}
-			if !found || rec.left {
-				continue
+			changed, report := change(b, u, &nh, &rec, found)
+			if changed {
+				rec.version = version
+				b.Set(memberKey(u, conv), rec.encode(), nil)
+				anyChanged = true
 			}
-			rec.left, rec.leftSeq, rec.version = true, h.maxSeq, version
-			b.Set(memberKey(u, conv), rec.encode(), nil)
-			b.Delete(audienceKey(conv, u), nil)
-			nh.members--
-			out = append(out, l.view(u, conv, &nh, &rec, nil))
+			if report {
+				out = append(out, l.view(u, conv, &nh, &rec, nil))
+			}
 		}
-		if len(out) == 0 {
+		if !anyChanged {
 			return false, nil, nil
 		}
 		b.Set(headKey(conv), nh.encode(), nil)
-		return true, map[string]*head{conv: &nh}, nil
+		return true, &nh, nil
 	})
 	if err != nil {
 		return nil, err
@@ -431,13 +417,8 @@ func (l *Log) ClearHistory(ctx context.Context, user, conv string) (store.Member
 // version; with toPeer, it stamps the peer's record of a direct conversation
 // too (the peer sees the new read seq as its PeerReadSeq).
 func (l *Log) updateMember(ctx context.Context, op, user, conv string, toPeer bool, change func(store.Member) (readSeq, minSeq int64)) (store.Member, error) {
-	if err := ctxErr(ctx); err != nil {
-		return store.Member{}, fmt.Errorf("lsm: %s: %w", op, err)
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out store.Member
-	err := l.writeLocked(op, func(b *pebble.Batch, version int64) (bool, map[string]*head, error) {
+	err := l.commitWrite(ctx, op, conv, func(b *pebble.Batch, version int64) (bool, *head, error) {
 		rec, found, err := memberOf(l.db, user, conv)
 		if err != nil {
 			return false, nil, err
