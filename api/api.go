@@ -164,6 +164,14 @@ func (a *API) handle(mux *http.ServeMux, pattern string, acc access, h handlerFu
 
 func (a *API) serve(acc access, h handlerFunc, r *http.Request) (int, any, error) {
 	var who caller
+	if user, ok := r.Context().Value(callerKey{}).(string); ok {
+		// A call frame: the connection's user, authenticated at the upgrade.
+		if acc == adminOnly {
+			return 0, nil, protocol.Errorf(protocol.CodeForbidden, "this endpoint needs the admin key")
+		}
+		who.user = user
+		return h(r.Context(), who, r)
+	}
 	if acc != public {
 		cred := account.BearerToken(r.Header.Get("Authorization"))
 		switch {

@@ -123,7 +123,18 @@ type Gateway struct {
 	shutdown  sync.Once
 
 	afterEnter func() // test hook: runs after an upgrade is counted
+
+	calls CallFunc // serves call frames; nil until ServeCalls
 }
+
+// CallFunc serves a REST request made over a connection by user, as the
+// same request with the user's token would be served: the status and body
+// of a success, or the error.
+type CallFunc func(ctx context.Context, user string, call protocol.Call) (protocol.CallResult, error)
+
+// ServeCalls makes call frames go to fn. The server calls it once, before it
+// accepts connections.
+func (g *Gateway) ServeCalls(fn CallFunc) { g.calls = fn }
 
 // New returns a Gateway.
 func New(cfg Config, auth Authenticator, hub *Hub, messages *message.Service, pres *presence.Registry, log *slog.Logger) (*Gateway, error) {
@@ -499,6 +510,16 @@ func (g *Gateway) handle(c *conn, payload []byte) {
 			c.mu.Unlock()
 			c.reply(f.ID, protocol.TypeOK, nil, nil)
 		}
+	case protocol.TypeCall:
+		var call protocol.Call
+		if decode(&call) {
+			if g.calls == nil {
+				c.sendError(f.ID, protocol.Errorf(protocol.CodeDisabled, "calls are not served here"))
+				return
+			}
+			res, err := g.calls(ctx, c.user, call)
+			c.reply(f.ID, protocol.TypeResult, res, err)
+		}
 	case protocol.TypePing:
 		c.reply(f.ID, protocol.TypePong, protocol.Pong{ServerTime: time.Now().UnixMilli()}, nil)
 	default:
@@ -564,6 +585,7 @@ func removeAll(list, drop []string) []string {
 var knownTypes = map[string]bool{
 	protocol.TypeSend: true, protocol.TypePull: true, protocol.TypeConversations: true, protocol.TypeRead: true,
 	protocol.TypeClear: true, protocol.TypeSubscribe: true, protocol.TypeUnsubscribe: true, protocol.TypePing: true,
+	protocol.TypeCall: true,
 }
 
 func frameLabel(t string) string {

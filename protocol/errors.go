@@ -34,6 +34,10 @@ const (
 	CodeSlowConsumer     Code = "slow_consumer"      // outbound queue overflowed; reconnect and sync
 	CodeUnavailable      Code = "unavailable"        // server shutting down or overloaded; retry
 	CodeInternal         Code = "internal"           // a server fault; logged, retry may succeed
+	CodeBlocked          Code = "blocked"            // the other user blocked you
+	CodeNotFriends       Code = "not_friends"        // the action needs friendship, by policy
+	CodeGroupFull        Code = "group_full"         // the group has reached its maximum size
+	CodeMuted            Code = "muted"              // you, or the whole group, are muted
 
 	// Kick reasons: the code of a kick frame.
 	CodeKickReplaced    Code = "replaced" // the same device connected again
@@ -57,13 +61,13 @@ func (c Code) HTTPStatus() int {
 		return http.StatusRequestEntityTooLarge
 	case CodeUnauthenticated, CodeTokenExpired, CodeTokenRevoked:
 		return http.StatusUnauthorized
-	case CodeForbidden, CodeDisabled, CodeReservedUser, CodeUserDeactivated:
+	case CodeForbidden, CodeDisabled, CodeReservedUser, CodeUserDeactivated, CodeBlocked, CodeNotFriends, CodeMuted:
 		return http.StatusForbidden
 	case CodeNotFound:
 		return http.StatusNotFound
 	case CodeMethodNotAllowed:
 		return http.StatusMethodNotAllowed
-	case CodeAlreadyExists, CodeClientIDConflict:
+	case CodeAlreadyExists, CodeClientIDConflict, CodeGroupFull:
 		return http.StatusConflict
 	case CodeOutOfRange:
 		return http.StatusRequestedRangeNotSatisfiable

@@ -36,6 +36,9 @@ const (
 	TypeSubscribe     = "presence.subscribe"
 	TypeUnsubscribe   = "presence.unsubscribe"
 	TypePing          = "ping" // no data → pong
+	// TypeCall carries a REST request over the WebSocket: Call → result
+	// (CallResult). Every route a user token may call works this way too.
+	TypeCall = "call"
 )
 
 // Frame types sent by the server.
@@ -54,6 +57,8 @@ const (
 	// by a new message: its history was cleared on another of the user's
 	// devices, or the user joined or left it: Conversation.
 	TypeConversation = "conversation"
+	TypeResult       = "result"  // reply to call: CallResult
+	TypeChanged      = "changed" // something the user syncs by version changed: Changed
 )
 
 // Hello is the first frame the server sends after a successful upgrade.
@@ -220,4 +225,53 @@ type Pong struct {
 type Kick struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
+}
+
+// Call is a REST request made over the WebSocket as the connection's user:
+// Method and Path (with its query) of a route under /v1/, and its JSON Body.
+// It is answered exactly as the same request with the user's token would be:
+// a result frame with the status and body of a success, or an error frame
+// with the error's code and message.
+type Call struct {
+	Method string          `json:"method"`
+	Path   string          `json:"path"`
+	Body   json.RawMessage `json:"body,omitempty"`
+}
+
+// CallResult is the reply to a successful Call.
+type CallResult struct {
+	Status int             `json:"status"`
+	Body   json.RawMessage `json:"body,omitempty"`
+}
+
+// Changed tells a user's devices that something they keep in step by
+// version changed: the state of Scope (for group_members, of the group ID)
+// reached Version. A device that holds an older version asks for the
+// changes since it (see docs/protocol.md, "Incremental sync").
+type Changed struct {
+	Scope   string `json:"scope"`
+	ID      string `json:"id,omitempty"`
+	Version int64  `json:"version"`
+}
+
+// Scopes of a Changed push, each with its incremental sync route.
+const (
+	ScopeFriends        = "friends"         // GET /v1/friends?since=
+	ScopeFriendRequests = "friend_requests" // GET /v1/friends/requests?since=
+	ScopeBlocks         = "blocks"          // GET /v1/blocks?since=
+	ScopeGroups         = "groups"          // GET /v1/me/groups?since=
+	ScopeGroupMembers   = "group_members"   // GET /v1/groups/{id}/members?since=
+)
+
+// Delta is the shape of every incremental sync reply: the items inserted or
+// updated since the version asked for, the keys of those deleted, and the
+// version to ask from next time. Resync says the version asked for is one
+// the server cannot answer from (newer than its own, as after a restore):
+// the device drops what it holds and takes Items as the whole state.
+type Delta[T any] struct {
+	Version int64    `json:"version"`
+	Items   []T      `json:"items"`
+	Deleted []string `json:"deleted,omitempty"`
+	Resync  bool     `json:"resync,omitempty"`
+	More    bool     `json:"more,omitempty"`
 }

@@ -138,6 +138,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	mux := http.NewServeMux()
 	(&api.API{Accounts: accounts, Messages: s.messages, Gateway: s.gateway, Presence: s.presence, Backup: st.Backup, Log: log}).Routes(mux)
 	mux.Handle("GET /v1/ws", s.gateway)
+	s.gateway.ServeCalls(api.Calls(api.Handler(mux)))
 	ops := mux // where /metrics and the profiler are served
 	if cfg.AdminAddr != "" {
 		ops = http.NewServeMux()
