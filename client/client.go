@@ -336,6 +336,14 @@ func (c *Client) handle(cn *conn, f *inFrame, p []byte) error {
 		if c.opts.OnConversation != nil {
 			c.d.queueItem(item{kind: itemConversation, conv: &cv})
 		}
+	case protocol.TypeChanged:
+		var ch protocol.Changed
+		if err := json.Unmarshal(f.Data, &ch); err != nil {
+			return fmt.Errorf("decode changed: %w", err)
+		}
+		if c.opts.OnChanged != nil {
+			c.d.queueItem(item{kind: itemChanged, changed: ch})
+		}
 	case protocol.TypeKick:
 		var k protocol.Kick
 		if err := json.Unmarshal(f.Data, &k); err != nil {

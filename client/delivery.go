@@ -47,6 +47,7 @@ const (
 	itemReceipt
 	itemPresence
 	itemConversation
+	itemChanged
 	itemEvent
 )
 
@@ -57,6 +58,7 @@ type item struct {
 	receipt  protocol.Receipt
 	presence protocol.Presence
 	conv     *protocol.Conversation
+	changed  protocol.Changed
 	event    Event
 }
 
@@ -450,6 +452,10 @@ func deliver(o *Options, it *item) {
 	case itemConversation:
 		if o.OnConversation != nil {
 			o.OnConversation(*it.conv)
+		}
+	case itemChanged:
+		if o.OnChanged != nil {
+			o.OnChanged(it.changed)
 		}
 	case itemEvent:
 		if o.OnEvent != nil {

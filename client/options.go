@@ -53,6 +53,13 @@ type Options struct {
 	// user's devices (history cleared: hide messages below MinSeq).
 	OnConversation func(protocol.Conversation)
 
+	// OnChanged receives changed pushes: something the user keeps in step
+	// by version (friends, requests, blocks, groups, a group's members)
+	// changed; fetch what changed since the version you hold. After every
+	// Connected event, sync the scopes you keep: pushes are hints and are
+	// not replayed.
+	OnChanged func(protocol.Changed)
+
 	// OnPresence receives presence changes of subscribed users, and their
 	// state again after each reconnection.
 	OnPresence func(protocol.Presence)

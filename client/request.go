@@ -308,6 +308,32 @@ func (c *Client) roundTrip(ctx context.Context, cl *call, frame []byte) error {
 	}
 }
 
+// Call makes a REST request over the connection as the user (a call
+// frame): method and path (with its query) of a route under /v1/, body
+// marshalled as its JSON body when not nil, and the reply's body decoded
+// into out when out is not nil. A refusal is the server's *protocol.Error.
+// The typed methods (Friends, CreateGroup, …) are built on it.
+func (c *Client) Call(ctx context.Context, method, path string, body, out any) error {
+	call := protocol.Call{Method: method, Path: path}
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("client: %s %s: %w", method, path, err)
+		}
+		call.Body = b
+	}
+	var res protocol.CallResult
+	if err := c.request(ctx, protocol.TypeCall, protocol.TypeResult, call, &res); err != nil {
+		return err
+	}
+	if out != nil && len(res.Body) > 0 {
+		if err := json.Unmarshal(res.Body, out); err != nil {
+			return fmt.Errorf("client: %s %s: decode reply: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
 // Conversations returns the user's conversations changed after version
 // since (0 for all) and the version to pass next time. It does not affect
 // delivery, which keeps its own sync.

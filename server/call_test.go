@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -67,4 +68,24 @@ func TestCallFrame(t *testing.T) {
 	// The connection is still good.
 	a.Request(t, protocol.TypePing, "p", nil)
 	a.Expect(t, protocol.TypePong, nil)
+}
+
+// TestSDKCall checks the Go SDK's Call: a route's reply decoded, a refusal
+// returned as the server's error.
+func TestSDKCall(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	s.User(t, "bob", "web", "b1")
+	c := dialSDK(t, s, s.User(t, "alice", "web", "a1"), newInbox(t), nil)
+	ctx := t.Context()
+	if _, err := c.Send(ctx, "bob", "text", json.RawMessage(`{"text":"hi"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var list protocol.Conversations
+	if err := c.Call(ctx, "GET", "/v1/conversations", nil, &list); err != nil || len(list.Conversations) != 1 {
+		t.Fatalf("Call conversations = %+v, %v", list, err)
+	}
+	var pe *protocol.Error
+	if err := c.Call(ctx, "GET", "/v1/users", nil, nil); !errors.As(err, &pe) || pe.Code != protocol.CodeForbidden {
+		t.Fatalf("Call admin route = %v, want forbidden", err)
+	}
 }
