@@ -42,7 +42,7 @@ const (
 )
 
 // SystemUser is the reserved account the app server sends notifications as.
-const SystemUser = "system"
+const SystemUser = conversation.SystemUser
 
 // Meta keys under which the service keeps its secrets.
 const (

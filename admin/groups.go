@@ -22,18 +22,18 @@ func (c *Client) Group(ctx context.Context, id string) (protocol.Group, error) {
 	return out, err
 }
 
-// GroupMembers returns a group's current members.
-func (c *Client) GroupMembers(ctx context.Context, id string) ([]string, error) {
-	var out protocol.GroupMembers
+// GroupMembers returns a group's current members, in user order.
+func (c *Client) GroupMembers(ctx context.Context, id string) ([]protocol.GroupMember, error) {
+	var out protocol.Delta[protocol.GroupMember]
 	err := c.do(ctx, http.MethodGet, "/v1/groups/"+url.PathEscape(id)+"/members", nil, &out)
-	return out.Members, err
+	return out.Items, err
 }
 
-// AddMembers adds users to a group and returns its members afterwards.
-func (c *Client) AddMembers(ctx context.Context, id string, users []string, fullHistory bool) ([]string, error) {
-	var out protocol.GroupMembers
+// AddMembers adds users to a group and returns those it added.
+func (c *Client) AddMembers(ctx context.Context, id string, users []string, fullHistory bool) ([]protocol.GroupMember, error) {
+	var out protocol.AddedMembers
 	err := c.do(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(id)+"/members", protocol.MemberChange{Users: users, FullHistory: fullHistory}, &out)
-	return out.Members, err
+	return out.Added, err
 }
 
 // RemoveMember removes a user from a group.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/parleyim/parley/account"
 	"github.com/parleyim/parley/gateway"
+	"github.com/parleyim/parley/group"
 	"github.com/parleyim/parley/message"
 	"github.com/parleyim/parley/metrics"
 	"github.com/parleyim/parley/presence"
@@ -40,6 +41,7 @@ const maxBodyBytes = 1 << 20
 type API struct {
 	Accounts *account.Service
 	Messages *message.Service
+	Groups   *group.Service
 	Gateway  *gateway.Gateway
 	Presence *presence.Registry
 	// Backup writes a consistent copy of the store into a new directory.
@@ -117,11 +119,22 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.handle(mux, "POST /v1/conversations/{conv}/read", anyone, a.markRead)
 	a.handle(mux, "POST /v1/conversations/{conv}/clear", anyone, a.clear)
 	a.handle(mux, "POST /v1/backup", adminOnly, a.backup)
-	a.handle(mux, "POST /v1/groups", adminOnly, a.createGroup)
-	a.handle(mux, "GET /v1/groups/{id}", adminOnly, a.getGroup)
-	a.handle(mux, "GET /v1/groups/{id}/members", adminOnly, a.groupMembers)
-	a.handle(mux, "POST /v1/groups/{id}/members", adminOnly, a.addMembers)
-	a.handle(mux, "DELETE /v1/groups/{id}/members/{user}", adminOnly, a.removeMember)
+	// Groups: users act as themselves; the admin key acts as the app
+	// server or, with ?user=, as that user.
+	a.handle(mux, "POST /v1/groups", anyone, a.createGroup)
+	a.handle(mux, "GET /v1/groups/{id}", anyone, a.getGroup)
+	a.handle(mux, "PATCH /v1/groups/{id}", anyone, a.updateGroup)
+	a.handle(mux, "DELETE /v1/groups/{id}", anyone, a.dismissGroup)
+	a.handle(mux, "GET /v1/groups/{id}/members", anyone, a.groupMembers)
+	a.handle(mux, "POST /v1/groups/{id}/members", anyone, a.addMembers)
+	a.handle(mux, "PATCH /v1/groups/{id}/members/{user}", anyone, a.updateMember)
+	a.handle(mux, "DELETE /v1/groups/{id}/members/{user}", anyone, a.removeMember)
+	a.handle(mux, "POST /v1/groups/{id}/transfer", anyone, a.transferGroup)
+	a.handle(mux, "POST /v1/groups/{id}/join", anyone, a.joinGroup)
+	a.handle(mux, "GET /v1/groups/{id}/requests", anyone, a.joinRequests)
+	a.handle(mux, "POST /v1/groups/{id}/requests/{user}/accept", anyone, a.acceptRequest)
+	a.handle(mux, "POST /v1/groups/{id}/requests/{user}/refuse", anyone, a.refuseRequest)
+	a.handle(mux, "GET /v1/me/groups", anyone, a.myGroups)
 }
 
 // who a route admits

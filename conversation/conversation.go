@@ -44,8 +44,16 @@ func DirectID(a, b string) string {
 	return "d:" + a + ":" + b
 }
 
+// GroupPrefix begins every group conversation id.
+const GroupPrefix = "g:"
+
 // GroupID returns the conversation id of the group named name.
-func GroupID(name string) string { return "g:" + name }
+func GroupID(name string) string { return GroupPrefix + name }
+
+// SystemUser is the reserved account the server and the app server speak
+// as: system notices, and the events of a group, which it posts into the
+// group without being a member.
+const SystemUser = "system"
 
 // KindOf returns the kind that id names, or "" if id is not a well-formed
 // conversation id. It checks the shape only, not that the conversation

@@ -94,37 +94,30 @@ func groupsOf(u, groups, size, users int) []int {
 	return out
 }
 
-// createGroup creates group k with its members, in requests of at most
-// message.MaxMembersPerChange users. A group left by an earlier run with
-// the same prefix is fine if it has the same members.
+// createGroup creates group k with its members in one request. A group
+// left by an earlier run with the same prefix is fine if it has as many
+// members.
 func (t *target) createGroup(ctx context.Context, c *Config, k int) error {
-	const perRequest = 1000
 	name := groupName(c.UserPrefix, k)
 	members := groupMembers(k, c.GroupSize, c.Users)
 	ids := make([]string, len(members))
 	for j, u := range members {
 		ids[j] = userName(c.UserPrefix, u)
 	}
-	first := ids[:min(len(ids), perRequest)]
-	_, err := t.api.CreateGroup(ctx, name, first)
+	_, err := t.api.CreateGroup(ctx, name, ids)
 	var pe *protocol.Error
-	existed := errors.As(err, &pe) && pe.Code == protocol.CodeAlreadyExists
-	start := len(first)
-	if existed {
-		start = 0
-	} else if err != nil {
-		return fmt.Errorf("create group %s: %w", name, err)
-	}
-	have := len(first)
-	for lo := start; lo < len(ids); lo += perRequest {
-		now, err := t.api.AddMembers(ctx, name, ids[lo:min(len(ids), lo+perRequest)], false)
+	if !errors.As(err, &pe) || pe.Code != protocol.CodeAlreadyExists {
 		if err != nil {
-			return fmt.Errorf("add members to group %s: %w", name, err)
+			return fmt.Errorf("create group %s: %w", name, err)
 		}
-		have = len(now)
+		return nil
 	}
-	if have != len(ids) {
-		return fmt.Errorf("group %s exists with %d members, want %d: use another -user-prefix", name, have, len(ids))
+	g, err := t.api.Group(ctx, name)
+	if err != nil {
+		return fmt.Errorf("read group %s: %w", name, err)
+	}
+	if g.Members != len(ids) {
+		return fmt.Errorf("group %s exists with %d members, want %d: use another -user-prefix", name, g.Members, len(ids))
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 // conversation once the store has the change; a load that raced the change
 // is not cached (see gen).
 type audience struct {
-	load    func(ctx context.Context, conv string) ([]string, error)
+	load    func(ctx context.Context, conv string) (*members, error)
 	parts   int // how many fan-out workers the members are split for
 	seed    maphash.Seed
 	maxConv int
@@ -24,13 +24,18 @@ type audience struct {
 }
 
 // members is one conversation's current members: sorted, and split by
-// fan-out worker. Never modified once cached.
+// fan-out worker, with what decides who may post. Never modified once
+// cached.
 type members struct {
 	sorted []string
 	parts  [][]string
+
+	muteAll    bool
+	exempt     map[string]bool  // owner and admins: they post in a muted group
+	mutedUntil map[string]int64 // unix ms, or -1 for no end
 }
 
-func newAudience(load func(context.Context, string) ([]string, error), parts, maxConv int) *audience {
+func newAudience(load func(context.Context, string) (*members, error), parts, maxConv int) *audience {
 	return &audience{load: load, parts: parts, seed: maphash.MakeSeed(), maxConv: maxConv, convs: make(map[string]*members)}
 }
 
@@ -49,12 +54,12 @@ func (a *audience) get(ctx context.Context, conv string) (*members, error) {
 	if ok {
 		return m, nil
 	}
-	users, err := a.load(ctx, conv)
+	m, err := a.load(ctx, conv)
 	if err != nil {
 		return nil, err
 	}
-	m = &members{sorted: users, parts: make([][]string, a.parts)}
-	for _, u := range users {
+	m.parts = make([][]string, a.parts)
+	for _, u := range m.sorted {
 		w := a.worker(u)
 		m.parts[w] = append(m.parts[w], u)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/parleyim/parley/conversation"
 	"github.com/parleyim/parley/protocol"
@@ -12,138 +13,13 @@ import (
 	"github.com/parleyim/parley/store"
 )
 
-// MaxMembersPerChange bounds the users one request adds or removes, and the
-// first members of a new group.
-const MaxMembersPerChange = 1000
+// GroupChanged drops what the service caches of a group (its audience, and
+// who may post), after package group changed it in the store.
+func (s *Service) GroupChanged(conv string) { s.audience.forget(conv) }
 
-// CreateGroup creates the group conversation "g:"+g.ID with its first
-// members, who must exist, and tells their devices with a conversation push.
-func (s *Service) CreateGroup(ctx context.Context, g protocol.NewGroup) (protocol.Group, error) {
-	if !conversation.ValidName(g.ID) {
-		return protocol.Group{}, protocol.Errorf(protocol.CodeInvalidArgument, "id must be 1-64 letters, digits, '.', '_', '@' or '-'")
-	}
-	users, err := s.checkUsers(ctx, g.Members)
-	if err != nil {
-		return protocol.Group{}, err
-	}
-	conv := conversation.GroupID(g.ID)
-	err = s.store.CreateConversation(ctx, store.NewConversation{ID: conv, Kind: conversation.Group, Members: users, Time: s.now()})
-	if errors.Is(err, store.ErrExists) {
-		return protocol.Group{}, protocol.Errorf(protocol.CodeAlreadyExists, "group %q exists", g.ID)
-	}
-	if err != nil {
-		return protocol.Group{}, fmt.Errorf("message: create group: %w", err)
-	}
-	s.audience.forget(conv)
-	s.pushMembership(ctx, conv, users)
-	return s.Group(ctx, g.ID)
-}
-
-// Group returns a group conversation.
-func (s *Service) Group(ctx context.Context, id string) (protocol.Group, error) {
-	conv := conversation.GroupID(id)
-	c, err := s.store.Conversation(ctx, conv)
-	if errors.Is(err, store.ErrNotFound) || err == nil && c.Kind != conversation.Group {
-		return protocol.Group{}, protocol.Errorf(protocol.CodeNotFound, "no group %q", id)
-	}
-	if err != nil {
-		return protocol.Group{}, fmt.Errorf("message: group: %w", err)
-	}
-	return protocol.Group{ID: id, Conversation: conv, Members: c.Members, MaxSeq: c.MaxSeq, CreatedAt: c.CreatedAt}, nil
-}
-
-// GroupMembers returns a group's current members in id order.
-func (s *Service) GroupMembers(ctx context.Context, id string) (protocol.GroupMembers, error) {
-	m, err := s.audience.get(ctx, conversation.GroupID(id))
-	if errors.Is(err, store.ErrNotFound) {
-		return protocol.GroupMembers{}, protocol.Errorf(protocol.CodeNotFound, "no group %q", id)
-	}
-	if err != nil {
-		return protocol.GroupMembers{}, fmt.Errorf("message: group members: %w", err)
-	}
-	return protocol.GroupMembers{Members: slices.Clone(m.sorted)}, nil
-}
-
-// AddMembers makes users, who must exist, members of a group. Each new
-// member sees messages from the next one on (or the whole history with
-// FullHistory) and gets a conversation push; current members are left
-// alone. It returns the group's current members.
-func (s *Service) AddMembers(ctx context.Context, id string, ch protocol.MemberChange) (protocol.GroupMembers, error) {
-	users, err := s.checkUsers(ctx, ch.Users)
-	if err != nil {
-		return protocol.GroupMembers{}, err
-	}
-	if len(users) == 0 {
-		return protocol.GroupMembers{}, protocol.Errorf(protocol.CodeInvalidArgument, "users is required")
-	}
-	conv := conversation.GroupID(id)
-	before, err := s.audience.get(ctx, conv)
-	if err == nil {
-		_, err = s.store.AddMembers(ctx, conv, users, ch.FullHistory)
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		return protocol.GroupMembers{}, protocol.Errorf(protocol.CodeNotFound, "no group %q", id)
-	}
-	if err != nil {
-		return protocol.GroupMembers{}, fmt.Errorf("message: add members: %w", err)
-	}
-	s.audience.forget(conv)
-	var joined []string
-	for _, u := range users {
-		if !before.has(u) {
-			joined = append(joined, u)
-		}
-	}
-	s.pushMembership(ctx, conv, joined)
-	return s.GroupMembers(ctx, id)
-}
-
-// RemoveMember ends a user's membership of a group: they keep what they
-// could see until now and nothing after, and their devices get a
-// conversation push marked left.
-func (s *Service) RemoveMember(ctx context.Context, id, user string) error {
-	conv := conversation.GroupID(id)
-	removed, err := s.store.RemoveMembers(ctx, conv, []string{user})
-	if errors.Is(err, store.ErrNotFound) {
-		return protocol.Errorf(protocol.CodeNotFound, "no group %q", id)
-	}
-	if err != nil {
-		return fmt.Errorf("message: remove member: %w", err)
-	}
-	if len(removed) == 0 {
-		return protocol.Errorf(protocol.CodeNotFound, "%q is not a member of group %q", user, id)
-	}
-	s.audience.forget(conv)
-	s.pushMembership(ctx, conv, []string{user})
-	return nil
-}
-
-// checkUsers returns the distinct users of a membership change, which must
-// all exist.
-func (s *Service) checkUsers(ctx context.Context, users []string) ([]string, error) {
-	if len(users) > MaxMembersPerChange {
-		return nil, protocol.Errorf(protocol.CodeInvalidArgument, "at most %d users at a time", MaxMembersPerChange)
-	}
-	out := slices.Clone(users)
-	slices.Sort(out)
-	out = slices.Compact(out)
-	for _, u := range out {
-		if !conversation.ValidName(u) {
-			return nil, protocol.Errorf(protocol.CodeInvalidArgument, "%q is not a user id", u)
-		}
-		ok, err := s.users.UserExists(ctx, u)
-		if err != nil {
-			return nil, fmt.Errorf("message: look up user: %w", err)
-		}
-		if !ok {
-			return nil, protocol.Errorf(protocol.CodeNotFound, "no user %q", u)
-		}
-	}
-	return out, nil
-}
-
-// pushMembership tells each user's devices their new state in conv.
-func (s *Service) pushMembership(ctx context.Context, conv string, users []string) {
+// PushConversation tells each user's devices their state in conv, after
+// they joined or left it.
+func (s *Service) PushConversation(ctx context.Context, conv string, users []string) {
 	for _, u := range users {
 		m, err := s.store.Member(ctx, u, conv)
 		if err != nil {
@@ -157,4 +33,74 @@ func (s *Service) pushMembership(ctx context.Context, conv string, users []strin
 		}
 		s.router.Deliver([]string{u}, frame, router.Device{})
 	}
+}
+
+// loadAudience reads a group's current members and who of them may post.
+func (s *Service) loadAudience(ctx context.Context, conv string) (*members, error) {
+	info, err := s.store.Group(ctx, conv)
+	if err != nil {
+		return nil, err
+	}
+	entries, _, _, err := s.store.GroupMembers(ctx, conv, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	m := &members{sorted: make([]string, 0, len(entries)), muteAll: info.MuteAll}
+	for _, e := range entries {
+		m.sorted = append(m.sorted, e.User)
+		if e.Role != "" && e.Role != RoleMember {
+			if m.exempt == nil {
+				m.exempt = make(map[string]bool)
+			}
+			m.exempt[e.User] = true
+		}
+		if e.MutedUntil != 0 {
+			if m.mutedUntil == nil {
+				m.mutedUntil = make(map[string]int64)
+			}
+			m.mutedUntil[e.User] = e.MutedUntil
+		}
+	}
+	slices.Sort(m.sorted)
+	return m, nil
+}
+
+// RoleMember is the role of a group member who is neither its owner nor one
+// of its admins; others are exempt from a muted group.
+const RoleMember = "member"
+
+// mayPost says whether user, a current member, may post to the group now.
+func (m *members) mayPost(user, conv string, now time.Time) error {
+	if until, ok := m.mutedUntil[user]; ok && (until < 0 || until > now.UnixMilli()) {
+		if until < 0 {
+			return protocol.Errorf(protocol.CodeMuted, "you are muted in %q", conv)
+		}
+		return protocol.Errorf(protocol.CodeMuted, "you are muted in %q until %s", conv, time.UnixMilli(until).UTC().Format(time.RFC3339))
+	}
+	if m.muteAll && !m.exempt[user] {
+		return protocol.Errorf(protocol.CodeMuted, "%q is muted: only its owner and admins may post", conv)
+	}
+	return nil
+}
+
+// validateGroup addresses nm to the group conv, to which its sender must
+// be allowed to post.
+func (s *Service) validateGroup(ctx context.Context, nm *store.NewMessage, conv string) error {
+	m, err := s.audience.get(ctx, conv)
+	if errors.Is(err, store.ErrNotFound) {
+		return protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
+	}
+	if err != nil {
+		return fmt.Errorf("message: audience of %s: %w", conv, err)
+	}
+	if nm.Sender != conversation.SystemUser {
+		if !m.has(nm.Sender) {
+			return s.notMember(ctx, nm.Sender, conv)
+		}
+		if err := m.mayPost(nm.Sender, conv, s.now()); err != nil {
+			return err
+		}
+	}
+	nm.Conversation, nm.Kind = conv, conversation.Group
+	return nil
 }

@@ -50,6 +50,14 @@ import (
 	"github.com/parleyim/parley/store"
 )
 
+// Store is what the service keeps in the store: messages and member state,
+// and the groups' rosters for who may post.
+type Store interface {
+	store.Messages
+	Group(ctx context.Context, conv string) (store.GroupInfo, error)
+	GroupMembers(ctx context.Context, conv string, since int64, limit int) ([]store.GroupMember, int64, bool, error)
+}
+
 // UserDirectory tells whether a user exists.
 type UserDirectory interface {
 	UserExists(ctx context.Context, id string) (bool, error)
@@ -68,7 +76,7 @@ type Config struct {
 // Service is the message service. Its methods are safe for concurrent use.
 type Service struct {
 	cfg   Config
-	store store.Messages
+	store Store
 	// appendBatch is the store's append, pipelined where the store can.
 	appendBatch func(context.Context, []store.NewMessage) ([]store.AppendResult, func() error, error)
 	users       UserDirectory
@@ -116,7 +124,7 @@ type pending struct {
 }
 
 // New returns a running Service that delivers through r.
-func New(cfg Config, st store.Messages, users UserDirectory, r router.Router, log *slog.Logger) *Service {
+func New(cfg Config, st Store, users UserDirectory, r router.Router, log *slog.Logger) *Service {
 	if cfg.MaxContentBytes <= 0 {
 		cfg.MaxContentBytes = 32 << 10
 	}
@@ -148,7 +156,7 @@ func New(cfg Config, st store.Messages, users UserDirectory, r router.Router, lo
 		done:      make(chan struct{}),
 	}
 	s.appendBatch = appendFunc(st)
-	s.audience = newAudience(st.ConversationMembers, cfg.FanoutWorkers, cfg.AudienceCache)
+	s.audience = newAudience(s.loadAudience, cfg.FanoutWorkers, cfg.AudienceCache)
 	s.startFanout()
 	go s.commitLoop()
 	go s.deliverLoop()
@@ -287,18 +295,7 @@ func (s *Service) validateConversation(ctx context.Context, nm *store.NewMessage
 		nm.Conversation, nm.Kind, nm.Recipient = conv, conversation.Direct, peer
 		return nil
 	case conversation.Group:
-		m, err := s.audience.get(ctx, conv)
-		if errors.Is(err, store.ErrNotFound) {
-			return protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
-		}
-		if err != nil {
-			return fmt.Errorf("message: audience of %s: %w", conv, err)
-		}
-		if !m.has(nm.Sender) {
-			return s.notMember(ctx, nm.Sender, conv)
-		}
-		nm.Conversation, nm.Kind = conv, conversation.Group
-		return nil
+		return s.validateGroup(ctx, nm, conv)
 	case "":
 		return protocol.Errorf(protocol.CodeInvalidArgument, "conv %q is not a conversation id", conv)
 	}

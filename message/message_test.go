@@ -21,7 +21,7 @@ import (
 // gatedStore is a store.Messages whose AppendMessages waits for the test to
 // open its gate, so the test controls when a commit becomes durable.
 type gatedStore struct {
-	store.Messages // unused methods panic
+	Store // unused methods panic
 	gate           chan struct{}
 	mu             sync.Mutex
 	batches        [][]store.NewMessage
@@ -294,8 +294,16 @@ type groupStore struct {
 	members []string
 }
 
-func (g *groupStore) ConversationMembers(context.Context, string) ([]string, error) {
-	return g.members, nil
+func (g *groupStore) Group(_ context.Context, conv string) (store.GroupInfo, error) {
+	return store.GroupInfo{Conversation: conv, Members: len(g.members)}, nil
+}
+
+func (g *groupStore) GroupMembers(context.Context, string, int64, int) ([]store.GroupMember, int64, bool, error) {
+	ms := make([]store.GroupMember, len(g.members))
+	for i, u := range g.members {
+		ms[i] = store.GroupMember{User: u, Role: RoleMember}
+	}
+	return ms, 1, false, nil
 }
 
 func (g *groupStore) MessageRange(_ context.Context, conv string, _, _, maxSeq int64, _ store.Direction, _ int) ([]store.Message, error) {

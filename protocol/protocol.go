@@ -261,6 +261,7 @@ const (
 	ScopeBlocks         = "blocks"          // GET /v1/blocks?since=
 	ScopeGroups         = "groups"          // GET /v1/me/groups?since=
 	ScopeGroupMembers   = "group_members"   // GET /v1/groups/{id}/members?since=
+	ScopeGroupRequests  = "group_requests"  // GET /v1/groups/{id}/requests
 )
 
 // Delta is the shape of every incremental sync reply: the items inserted or

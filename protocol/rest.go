@@ -50,32 +50,3 @@ func (e *Error) WriteHTTP(w http.ResponseWriter) {
 	w.WriteHeader(e.Code.HTTPStatus())
 	WriteJSON(w, ErrorBody{e})
 }
-
-// NewGroup creates a group conversation: the app server's request body of
-// POST /v1/groups. ID names the group; its conversation id is "g:" + ID.
-type NewGroup struct {
-	ID      string   `json:"id"`
-	Members []string `json:"members"`
-}
-
-// Group is a group conversation as the REST API shows it.
-type Group struct {
-	ID           string    `json:"id"`
-	Conversation string    `json:"conv"`
-	Members      int       `json:"members"`
-	MaxSeq       int64     `json:"max_seq"`
-	CreatedAt    time.Time `json:"created_at"`
-}
-
-// MemberChange adds members to a group (POST /v1/groups/{id}/members).
-// FullHistory lets the new members read the group's whole history instead
-// of the messages after they joined.
-type MemberChange struct {
-	Users       []string `json:"users"`
-	FullHistory bool     `json:"full_history,omitempty"`
-}
-
-// GroupMembers lists a group's current members in id order.
-type GroupMembers struct {
-	Members []string `json:"members"`
-}

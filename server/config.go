@@ -48,6 +48,7 @@ type Config struct {
 	QueueFrames     int           `yaml:"queue_frames" env:"QUEUE_FRAMES"`
 	QueueBytes      int           `yaml:"queue_bytes" env:"QUEUE_BYTES"`
 	CommitBatch     int           `yaml:"commit_batch" env:"COMMIT_BATCH"`
+	GroupMaxMembers int           `yaml:"group_max_members" env:"GROUP_MAX_MEMBERS"`
 	Compression     bool          `yaml:"compression" env:"COMPRESSION"`
 
 	// Pprof serves Go's profiler at /debug/pprof/, for the admin key only.
@@ -77,6 +78,7 @@ func Defaults() Config {
 		QueueFrames:     1024,
 		QueueBytes:      4 << 20,
 		CommitBatch:     512,
+		GroupMaxMembers: 10000,
 		ShutdownDrain:   5 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
 		LogLevel:        "info",
@@ -105,6 +107,8 @@ func (c Config) Validate() error {
 		return errors.New("config: queue_frames must be at least 16 and queue_bytes at least max_frame_bytes")
 	case c.CommitBatch < 1 || c.CommitBatch > 10000:
 		return errors.New("config: commit_batch must be 1 to 10000")
+	case c.GroupMaxMembers < 2 || c.GroupMaxMembers > 1_000_000:
+		return errors.New("config: group_max_members must be 2 to 1000000")
 	case c.ShutdownDrain < 0 || c.ShutdownTimeout <= 0:
 		return errors.New("config: shutdown_drain must not be negative and shutdown_timeout must be positive")
 	case c.LogFormat != "text" && c.LogFormat != "json":
@@ -176,6 +180,7 @@ func LoadConfig(fs *flag.FlagSet, args []string, environ []string) (Config, erro
 	fs.IntVar(&cfg.QueueFrames, "queue-frames", cfg.QueueFrames, withEnv("queue-frames", "per-connection outbound queue limit in frames"))
 	fs.IntVar(&cfg.QueueBytes, "queue-bytes", cfg.QueueBytes, withEnv("queue-bytes", "per-connection outbound queue limit in bytes"))
 	fs.IntVar(&cfg.CommitBatch, "commit-batch", cfg.CommitBatch, withEnv("commit-batch", "most messages per group commit"))
+	fs.IntVar(&cfg.GroupMaxMembers, "group-max-members", cfg.GroupMaxMembers, withEnv("group-max-members", "largest group allowed, and the size of a group created without one"))
 	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, withEnv("compression", "offer per-message compression (permessage-deflate) to clients"))
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, withEnv("pprof", "serve Go's profiler at /debug/pprof/ (admin key required)"))
 	fs.DurationVar(&cfg.ShutdownDrain, "shutdown-drain", cfg.ShutdownDrain, withEnv("shutdown-drain", "how long /readyz answers 503 before a shutdown stops accepting"))

@@ -44,19 +44,21 @@ func TestGroupConversation(t *testing.T) {
 		if cv.ID != "g:team" || cv.Kind != "group" || cv.MinSeq != 1 || cv.Peer != "" {
 			t.Errorf("%s: creation push %+v", name, cv)
 		}
+		conn.Expect(t, protocol.TypeChanged, nil)
+		expectEvent(t, conn, 1, protocol.EventCreated)
 	}
 
 	// A message goes to every member's devices but the sending one.
 	a1.Request(t, protocol.TypeSend, "s1", post("g:team", "m1", "hello team"))
 	var ack protocol.Ack
 	a1.Expect(t, protocol.TypeAck, &ack)
-	if ack.Conversation != "g:team" || ack.Seq != 1 {
+	if ack.Conversation != "g:team" || ack.Seq != 2 {
 		t.Fatalf("ack %+v", ack)
 	}
 	for name, conn := range map[string]*parleytest.Conn{"a2": a2, "b": b, "c": c} {
 		var m protocol.Message
 		conn.Expect(t, protocol.TypeMessage, &m)
-		if m.Conversation != "g:team" || m.Seq != 1 || m.From != "alice" || m.To != "" {
+		if m.Conversation != "g:team" || m.Seq != 2 || m.From != "alice" || m.To != "" {
 			t.Errorf("%s got %+v", name, m)
 		}
 	}
@@ -69,42 +71,52 @@ func TestGroupConversation(t *testing.T) {
 	d.Request(t, protocol.TypePull, "x2", protocol.Pull{Conversation: "g:team"})
 	d.ExpectError(t, protocol.CodeNotFound)
 
-	// Dave joins late: he sees from seq 2 on, nothing unread.
+	// Dave joins late: he sees from seq 3 on (the event of his joining),
+	// nothing unread.
 	if _, err := s.Admin.AddMembers(ctx, "team", []string{"dave"}, false); err != nil {
 		t.Fatal(err)
 	}
 	var joined protocol.Conversation
 	d.Expect(t, protocol.TypeConversation, &joined)
-	if joined.MinSeq != 2 || joined.MaxSeq != 1 || joined.Unread != 0 {
-		t.Errorf("join push %+v, want min seq 2 and nothing unread", joined)
+	if joined.MinSeq != 3 || joined.MaxSeq != 2 || joined.Unread != 0 {
+		t.Errorf("join push %+v, want min seq 3 and nothing unread", joined)
+	}
+	d.Expect(t, protocol.TypeChanged, nil)
+	for _, conn := range []*parleytest.Conn{a1, a2, b, c, d} {
+		expectEvent(t, conn, 3, protocol.EventJoined)
 	}
 	b.Request(t, protocol.TypeSend, "s2", post("g:team", "m2", "welcome dave"))
 	b.Expect(t, protocol.TypeAck, &ack)
 	for _, conn := range []*parleytest.Conn{a1, a2, c, d} {
 		var m protocol.Message
 		conn.Expect(t, protocol.TypeMessage, &m)
-		if m.Seq != 2 || m.From != "bob" {
-			t.Errorf("got %+v, want bob's seq 2", m)
+		if m.Seq != 4 || m.From != "bob" {
+			t.Errorf("got %+v, want bob's seq 4", m)
 		}
 	}
 	d.Request(t, protocol.TypePull, "p1", protocol.Pull{Conversation: "g:team"})
 	var page protocol.Messages
 	d.Expect(t, protocol.TypeMessages, &page)
-	if page.MinSeq != 2 || len(page.Messages) != 1 || page.Messages[0].Seq != 2 {
-		t.Errorf("dave's pull %+v, want seq 2 alone", page)
+	if page.MinSeq != 3 || len(page.Messages) != 2 || page.Messages[0].Seq != 3 || page.Messages[1].Seq != 4 {
+		t.Errorf("dave's pull %+v, want seqs 3 and 4", page)
 	}
-	d.Request(t, protocol.TypePull, "p2", protocol.Pull{Conversation: "g:team", From: 1})
+	d.Request(t, protocol.TypePull, "p2", protocol.Pull{Conversation: "g:team", From: 2})
 	d.ExpectError(t, protocol.CodeOutOfRange)
 
-	// Carol is removed: she is told, gets nothing new, keeps what she saw.
+	// Carol is removed: she is told (the event is the last thing she
+	// sees), gets nothing new, keeps what she saw.
 	if err := s.Admin.RemoveMember(ctx, "team", "carol"); err != nil {
 		t.Fatal(err)
 	}
+	for _, conn := range []*parleytest.Conn{a1, a2, b, c, d} {
+		expectEvent(t, conn, 5, protocol.EventKicked)
+	}
 	var left protocol.Conversation
 	c.Expect(t, protocol.TypeConversation, &left)
-	if !left.Left || left.MaxSeq != 2 {
-		t.Errorf("leave push %+v, want left at seq 2", left)
+	if !left.Left || left.MaxSeq != 5 {
+		t.Errorf("leave push %+v, want left at seq 5", left)
 	}
+	c.Expect(t, protocol.TypeChanged, nil)
 	a1.Request(t, protocol.TypeSend, "s3", post("g:team", "m3", "carol is gone"))
 	a1.Expect(t, protocol.TypeAck, &ack)
 	for _, conn := range []*parleytest.Conn{a2, b, d} {
@@ -113,15 +125,15 @@ func TestGroupConversation(t *testing.T) {
 	c.Quiet(t, 100*time.Millisecond)
 	c.Request(t, protocol.TypePull, "p3", protocol.Pull{Conversation: "g:team"})
 	c.Expect(t, protocol.TypeMessages, &page)
-	if page.MaxSeq != 2 || len(page.Messages) != 2 {
-		t.Errorf("carol's pull after leaving %+v, want seqs 1-2", page)
+	if page.MaxSeq != 5 || len(page.Messages) != 5 {
+		t.Errorf("carol's pull after leaving %+v, want seqs 1-5", page)
 	}
-	c.Request(t, protocol.TypePull, "p4", protocol.Pull{Conversation: "g:team", From: 3})
+	c.Request(t, protocol.TypePull, "p4", protocol.Pull{Conversation: "g:team", From: 6})
 	c.Expect(t, protocol.TypeMessages, &page)
 	if len(page.Messages) != 0 || page.More {
 		t.Errorf("carol's pull past where she left %+v, want nothing", page)
 	}
-	c.Request(t, protocol.TypePull, "p5", protocol.Pull{Conversation: "g:team", From: 4})
+	c.Request(t, protocol.TypePull, "p5", protocol.Pull{Conversation: "g:team", From: 7})
 	c.ExpectError(t, protocol.CodeOutOfRange)
 	c.Request(t, protocol.TypeSend, "s4", post("g:team", "m4", "wait"))
 	c.ExpectError(t, protocol.CodeForbidden)
@@ -132,25 +144,29 @@ func TestGroupConversation(t *testing.T) {
 	// Conversation lists: unread per member, left for carol.
 	var list protocol.Conversations
 	getJSON(t, s, "/v1/conversations?user=dave", &list)
-	if len(list.Conversations) != 1 || list.Conversations[0].Unread != 2 || list.Conversations[0].MaxSeq != 3 {
-		t.Errorf("dave's conversations %+v, want g:team with 2 unread of 3", list.Conversations)
+	if len(list.Conversations) != 1 || list.Conversations[0].Unread != 4 || list.Conversations[0].MaxSeq != 6 {
+		t.Errorf("dave's conversations %+v, want g:team with 4 unread of 6", list.Conversations)
 	}
 	getJSON(t, s, "/v1/conversations?user=carol", &list)
-	if len(list.Conversations) != 1 || !list.Conversations[0].Left || list.Conversations[0].MaxSeq != 2 {
-		t.Errorf("carol's conversations %+v, want g:team left at 2", list.Conversations)
+	if len(list.Conversations) != 1 || !list.Conversations[0].Left || list.Conversations[0].MaxSeq != 5 {
+		t.Errorf("carol's conversations %+v, want g:team left at 5", list.Conversations)
 	}
 	members, err := s.Admin.GroupMembers(ctx, "team")
-	if err != nil || strings.Join(members, ",") != "alice,bob,dave" {
-		t.Errorf("members = %q, %v", members, err)
+	var names []string
+	for _, m := range members {
+		names = append(names, m.User)
+	}
+	if err != nil || strings.Join(names, ",") != "alice,bob,dave" {
+		t.Errorf("members = %q, %v", names, err)
 	}
 
 	// Reading in a group tells one's own devices only.
 	b2, _ := parleytest.Dial(t, s.WSURL, s.User(t, "bob", "ios", "b2"))
-	b.Request(t, protocol.TypeRead, "r1", protocol.Read{Conversation: "g:team", Seq: 3})
+	b.Request(t, protocol.TypeRead, "r1", protocol.Read{Conversation: "g:team", Seq: 5})
 	b.Expect(t, protocol.TypeOK, nil)
 	var rc protocol.Receipt
 	b2.Expect(t, protocol.TypeReceipt, &rc)
-	if rc.Reader != "bob" || rc.Seq != 3 {
+	if rc.Reader != "bob" || rc.Seq != 5 {
 		t.Errorf("receipt %+v", rc)
 	}
 	a1.Quiet(t, 100*time.Millisecond)
@@ -181,7 +197,7 @@ func TestGroupBadInput(t *testing.T) {
 		status                         int
 		code                           protocol.Code
 	}{
-		{"user token", "POST", "/v1/groups", tok, `{"id":"g","members":["alice"]}`, 403, protocol.CodeForbidden},
+		{"user names another owner", "POST", "/v1/groups", tok, `{"id":"g","owner":"alice"}`, 403, protocol.CodeForbidden},
 		{"bad id", "POST", "/v1/groups", parleytest.AdminKey, `{"id":"a:b","members":["alice"]}`, 400, protocol.CodeInvalidArgument},
 		{"unknown member", "POST", "/v1/groups", parleytest.AdminKey, `{"id":"g","members":["alice","nobody"]}`, 404, protocol.CodeNotFound},
 		{"unknown field", "POST", "/v1/groups", parleytest.AdminKey, `{"id":"g","members":[],"x":1}`, 400, protocol.CodeInvalidArgument},
@@ -208,6 +224,18 @@ func TestGroupBadInput(t *testing.T) {
 	if status, _ := doHTTP(t, s, "GET", "/v1/groups/g1/members", parleytest.AdminKey, ""); status != http.StatusOK {
 		t.Errorf("members of g1: %d", status)
 	}
+}
+
+// expectEvent reads a group event message at seq from conn.
+func expectEvent(t *testing.T, conn *parleytest.Conn, seq int64, event string) protocol.GroupEvent {
+	t.Helper()
+	var m protocol.Message
+	conn.Expect(t, protocol.TypeMessage, &m)
+	var ev protocol.GroupEvent
+	if err := json.Unmarshal(m.Content, &ev); err != nil || m.Seq != seq || m.From != "system" || m.ContentType != protocol.GroupEventType || ev.Event != event {
+		t.Fatalf("got %+v (%v), want the %s event at seq %d", m, err, event, seq)
+	}
+	return ev
 }
 
 func protocolCode(err error) protocol.Code {

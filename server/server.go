@@ -37,6 +37,7 @@ import (
 	"github.com/parleyim/parley/account"
 	"github.com/parleyim/parley/api"
 	"github.com/parleyim/parley/gateway"
+	"github.com/parleyim/parley/group"
 	"github.com/parleyim/parley/message"
 	"github.com/parleyim/parley/metrics"
 	"github.com/parleyim/parley/presence"
@@ -53,6 +54,7 @@ type Server struct {
 	store    store.Store
 	accounts *account.Service
 	messages *message.Service
+	groups   *group.Service
 	presence *presence.Registry
 	gateway  *gateway.Gateway
 	http     *http.Server
@@ -115,6 +117,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	s := &Server{cfg: cfg, log: log, store: st, accounts: accounts, lock: lock, drainEnd: make(chan struct{}), done: make(chan struct{})}
 	hub := gateway.NewHub(cfg.LoginPolicy)
 	s.messages = message.New(message.Config{MaxContentBytes: cfg.MaxContentBytes, MaxBatch: cfg.CommitBatch}, st, accounts, hub, log)
+	s.groups = group.New(group.Config{MaxMembers: cfg.GroupMaxMembers}, st, s.messages, accounts, hub, log)
 	s.presence = presence.New(lastSeenStore{st}, func(p protocol.Presence) ([]byte, error) {
 		return message.EncodePush(protocol.TypePresence, p)
 	}, log)
@@ -136,7 +139,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	accounts.OnRevoke(s.gateway.KickDevice)
 
 	mux := http.NewServeMux()
-	(&api.API{Accounts: accounts, Messages: s.messages, Gateway: s.gateway, Presence: s.presence, Backup: st.Backup, Log: log}).Routes(mux)
+	(&api.API{Accounts: accounts, Messages: s.messages, Groups: s.groups, Gateway: s.gateway, Presence: s.presence, Backup: st.Backup, Log: log}).Routes(mux)
 	mux.Handle("GET /v1/ws", s.gateway)
 	s.gateway.ServeCalls(api.Calls(api.Handler(mux)))
 	ops := mux // where /metrics and the profiler are served

@@ -34,6 +34,7 @@ type Store interface {
 	Users
 	Tokens
 	Messages
+	Groups
 	Meta
 	// Close flushes and releases the store. It is safe to call more than once.
 	Close() error
@@ -113,9 +114,10 @@ type Meta interface {
 
 // NewMessage is a message to append to a conversation of kind Kind (see
 // package conversation). A direct conversation comes into being with its
-// first message, with Sender and Recipient as its members; other kinds must
-// have been created with CreateConversation, and Sender must be one of their
-// current members. The sender's read seq advances to the new message: one's
+// first message, with Sender and Recipient as its members; a group must
+// have been created with CreateGroup, and Sender must be one of its current
+// members or conversation.SystemUser, which posts into any group and has no
+// member state in it. The sender's read seq advances to the new message: one's
 // own messages are never unread. Nothing is written per other member (read
 // diffusion): their state follows from the conversation's.
 type NewMessage struct {
@@ -178,14 +180,6 @@ type Member struct {
 // Unread is the number of messages the member has not read.
 func (m Member) Unread() int64 { return conversation.Unread(m.MaxSeq, m.ReadSeq, m.MinSeq) }
 
-// NewConversation is a group or channel conversation to create.
-type NewConversation struct {
-	ID      string
-	Kind    string
-	Members []string
-	Time    time.Time
-}
-
 // Conversation is a conversation as stored.
 type Conversation struct {
 	ID        string
@@ -220,25 +214,8 @@ type Messages interface {
 	// seq (gap-free, starting at 1). Results are in batch order. An error
 	// means nothing in the batch was stored.
 	AppendMessages(ctx context.Context, batch []NewMessage) ([]AppendResult, error)
-	// CreateConversation creates a conversation of a kind other than direct
-	// with its first members, each seeing it from seq 1. ErrExists if the id
-	// is taken.
-	CreateConversation(ctx context.Context, c NewConversation) error
 	// Conversation returns a conversation, or ErrNotFound.
 	Conversation(ctx context.Context, id string) (Conversation, error)
-	// AddMembers makes users current members of a conversation created by
-	// CreateConversation. A new member, or one who left and comes back,
-	// sees messages from the conversation's next seq, or from seq 1 when
-	// fullHistory is set; a current member is left as they are. It returns
-	// the state of every user in users. ErrNotFound if there is no such
-	// conversation.
-	AddMembers(ctx context.Context, conv string, users []string, fullHistory bool) ([]Member, error)
-	// RemoveMembers ends the membership of users: each keeps seeing what was
-	// visible when they left, up to the conversation's current max seq, and
-	// nothing after. Users who are not current members are skipped. It
-	// returns the state of the users it removed. ErrNotFound if there is no
-	// such conversation.
-	RemoveMembers(ctx context.Context, conv string, users []string) ([]Member, error)
 	// ConversationMembers returns the current members of a conversation in
 	// id order: its audience. ErrNotFound if there is no such conversation.
 	ConversationMembers(ctx context.Context, conv string) ([]string, error)

@@ -84,9 +84,16 @@ func chat(ctx context.Context, cfg config, in io.Reader, out, errOut io.Writer) 
 		Token:     cfg.token,
 		Positions: st.positions(),
 		OnMessage: func(m protocol.Message) {
-			var body struct{ Text string }
-			json.Unmarshal(m.Content, &body)
-			fmt.Fprintf(out, "[%s %s #%d] %s: %s\n", time.UnixMilli(m.Time).Format("15:04:05"), m.Conversation, m.Seq, m.From, body.Text)
+			stamp := fmt.Sprintf("[%s %s #%d]", time.UnixMilli(m.Time).Format("15:04:05"), m.Conversation, m.Seq)
+			if m.ContentType == protocol.GroupEventType {
+				var ev protocol.GroupEvent
+				json.Unmarshal(m.Content, &ev)
+				fmt.Fprintf(out, "%s * %s\n", stamp, ev)
+			} else {
+				var body struct{ Text string }
+				json.Unmarshal(m.Content, &body)
+				fmt.Fprintf(out, "%s %s: %s\n", stamp, m.From, body.Text)
+			}
 			if err := st.advance(m.Conversation, m.Seq); err != nil {
 				fmt.Fprintln(errOut, "chat: save state:", err)
 			}

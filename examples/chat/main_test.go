@@ -178,8 +178,9 @@ func TestGroupWalkThrough(t *testing.T) {
 	if err := chat(context.Background(), alice, strings.NewReader("hello team\n"), &echo, io.Discard); err != nil {
 		t.Fatalf("alice: %v", err)
 	}
-	if !strings.Contains(echo.String(), "g:team #1] alice: hello team") {
+	if !strings.Contains(echo.String(), "g:team #2] alice: hello team") {
 		t.Fatalf("alice exited before her echo:\n%s", echo.String())
 	}
-	waitFor(t, out, "g:team #1] alice: hello team")
+	waitFor(t, out, "g:team #1] * system created the group")
+	waitFor(t, out, "g:team #2] alice: hello team")
 }

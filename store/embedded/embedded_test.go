@@ -73,7 +73,7 @@ func TestReopen(t *testing.T) {
 	if _, err := s.AppendMessages(ctx, []store.NewMessage{msg}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateConversation(ctx, store.NewConversation{ID: "g:1", Kind: conversation.Group, Members: []string{"a", "b"}, Time: now}); err != nil {
+	if _, err := s.CreateGroup(ctx, store.GroupInfo{Conversation: "g:1", CreatedAt: now}, []store.GroupMember{{User: "a", Role: "owner"}, {User: "b", Role: "member"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.MarkRead(ctx, "b", msg.Conversation, 1); err != nil {

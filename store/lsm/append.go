@@ -166,7 +166,7 @@ func (a *appender) append(m *store.NewMessage, version int64) (store.AppendResul
 		case h.hi:
 			h.lastSentHi = msg.Seq
 		}
-	} else {
+	} else if m.Sender != conversation.SystemUser {
 		a.senders[userConv{m.Sender, m.Conversation}].readSeq = msg.Seq
 	}
 	return store.AppendResult{Message: msg}, nil
@@ -222,7 +222,7 @@ func (a *appender) head(m *store.NewMessage, version int64) (h *head, refusal er
 		if m.Sender != h.lo && m.Sender != h.hi {
 			return nil, store.ErrNotMember, nil
 		}
-	} else {
+	} else if m.Sender != conversation.SystemUser {
 		k := userConv{m.Sender, m.Conversation}
 		if _, ok := a.senders[k]; !ok {
 			mem, found, err := memberOf(a.l.db, m.Sender, m.Conversation)

@@ -46,28 +46,6 @@ func (l *Log) commitWrite(ctx context.Context, op, conv string, build func(b *pe
 	return nil
 }
 
-// CreateConversation creates a conversation with its first members.
-func (l *Log) CreateConversation(ctx context.Context, c store.NewConversation) error {
-	return l.commitWrite(ctx, "create conversation", c.ID, func(b *pebble.Batch, version int64) (bool, *head, error) {
-		old, err := l.headLocked(c.ID)
-		if err != nil {
-			return false, nil, err
-		}
-		if old != nil {
-			return false, nil, store.ErrExists
-		}
-		users := dedupeSorted(c.Members)
-		h := &head{kind: c.Kind, version: version, created: c.Time.UnixMilli(), members: len(users)}
-		for _, u := range users {
-			rec := member{minSeq: 1, version: version}
-			b.Set(memberKey(u, c.ID), rec.encode(), nil)
-			b.Set(audienceKey(c.ID, u), nil, nil)
-		}
-		b.Set(headKey(c.ID), h.encode(), nil)
-		return true, h, nil
-	})
-}
-
 // Conversation returns a conversation.
 func (l *Log) Conversation(ctx context.Context, id string) (store.Conversation, error) {
 	var h head
@@ -79,86 +57,6 @@ func (l *Log) Conversation(ctx context.Context, id string) (store.Conversation, 
 		return store.Conversation{}, store.ErrNotFound
 	}
 	return store.Conversation{ID: id, Kind: h.kind, MaxSeq: h.maxSeq, Members: h.members, CreatedAt: time.UnixMilli(h.created).UTC()}, nil
-}
-
-// AddMembers makes users current members of a conversation.
-func (l *Log) AddMembers(ctx context.Context, conv string, users []string, fullHistory bool) ([]store.Member, error) {
-	return l.changeMembers(ctx, "add members", conv, users, func(b *pebble.Batch, u string, h *head, rec *member, found bool) (changed, report bool) {
-		if found && !rec.left {
-			return false, true // a current member stays as they are
-		}
-		*rec = member{minSeq: conversation.JoinSeq(h.maxSeq, fullHistory), readSeq: h.maxSeq}
-		b.Set(audienceKey(conv, u), nil, nil)
-		h.members++
-		return true, true
-	})
-}
-
-// RemoveMembers ends the membership of users.
-func (l *Log) RemoveMembers(ctx context.Context, conv string, users []string) ([]store.Member, error) {
-	return l.changeMembers(ctx, "remove members", conv, users, func(b *pebble.Batch, u string, h *head, rec *member, found bool) (changed, report bool) {
-		if !found || rec.left {
-			return false, false
-		}
-		rec.left, rec.leftSeq = true, h.maxSeq
-		b.Delete(audienceKey(conv, u), nil)
-		h.members--
-		return true, true
-	})
-}
-
-// changeMembers runs change on the record of each of users in a group
-// conversation, with a copy of its head, in one write: a record change
-// reports changed is written with the write's version, and so is the head if
-// any did. It returns the state of the users change reports.
-func (l *Log) changeMembers(ctx context.Context, op, conv string, users []string, change func(b *pebble.Batch, user string, h *head, rec *member, found bool) (changed, report bool)) ([]store.Member, error) {
-	var out []store.Member
-	err := l.commitWrite(ctx, op, conv, func(b *pebble.Batch, version int64) (bool, *head, error) {
-		out = out[:0]
-		h, err := l.membershipHead(conv)
-		if err != nil {
-			return false, nil, err
-		}
-		nh := *h
-		anyChanged := false
-		for _, u := range dedupeSorted(users) {
-			rec, found, err := memberOf(l.db, u, conv)
-			if err != nil {
-				return false, nil, err
-			}
-			changed, report := change(b, u, &nh, &rec, found)
-			if changed {
-				rec.version = version
-				b.Set(memberKey(u, conv), rec.encode(), nil)
-				anyChanged = true
-			}
-			if report {
-				out = append(out, l.view(u, conv, &nh, &rec, nil))
-			}
-		}
-		if !anyChanged {
-			return false, nil, nil
-		}
-		b.Set(headKey(conv), nh.encode(), nil)
-		return true, &nh, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// membershipHead returns the head of a conversation whose members change
-// one by one; the caller holds l.mu.
-func (l *Log) membershipHead(conv string) (*head, error) {
-	h, err := l.headLocked(conv)
-	if err != nil {
-		return nil, err
-	}
-	if h == nil || h.kind == conversation.Direct {
-		return nil, store.ErrNotFound
-	}
-	return h, nil
 }
 
 // ConversationMembers returns the current members of a conversation.

@@ -45,9 +45,78 @@ func post(from, conv, clientID, text string) store.NewMessage {
 // mustCreate creates a group conversation with its first members.
 func mustCreate(t *testing.T, s store.Store, conv string, members ...string) {
 	t.Helper()
-	if err := s.CreateConversation(t.Context(), store.NewConversation{ID: conv, Kind: conversation.Group, Members: members, Time: epoch}); err != nil {
-		t.Fatalf("CreateConversation(%s): %v", conv, err)
+	if err := createGroup(t, s, conv, members...); err != nil {
+		t.Fatalf("CreateGroup(%s): %v", conv, err)
 	}
+}
+
+// createGroup creates a group with default info and its first members.
+func createGroup(t *testing.T, s store.Store, conv string, members ...string) error {
+	var ms []store.GroupMember
+	for _, u := range members {
+		ms = append(ms, store.GroupMember{User: u, Role: "member", JoinedAt: epoch})
+	}
+	_, err := s.CreateGroup(t.Context(), store.GroupInfo{Conversation: conv, CreatedAt: epoch, UpdatedAt: epoch}, ms)
+	return err
+}
+
+// addMembers makes users current members of conv through ChangeGroup and
+// returns their member state.
+func addMembers(t *testing.T, s store.Store, conv string, users []string, fullHistory bool) ([]store.Member, error) {
+	_, _, _, err := s.ChangeGroup(t.Context(), conv, users, func(_ store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
+		ch := store.GroupChange{FullHistory: fullHistory}
+		for _, u := range users {
+			if m, ok := cur[u]; !ok || m.Left {
+				ch.Members = append(ch.Members, store.GroupMember{User: u, Role: "member", JoinedAt: epoch})
+			}
+		}
+		return ch, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return memberStates(t, s, conv, dedupe(users))
+}
+
+// removeMembers ends the membership of those of users who are current
+// members and returns their member state.
+func removeMembers(t *testing.T, s store.Store, conv string, users []string) ([]store.Member, error) {
+	_, changed, _, err := s.ChangeGroup(t.Context(), conv, users, func(_ store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
+		var ch store.GroupChange
+		for _, u := range users {
+			if m, ok := cur[u]; ok && !m.Left {
+				m.Left = true
+				ch.Members = append(ch.Members, m)
+			}
+		}
+		return ch, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for _, m := range changed {
+		left = append(left, m.User)
+	}
+	return memberStates(t, s, conv, left)
+}
+
+func memberStates(t *testing.T, s store.Store, conv string, users []string) ([]store.Member, error) {
+	var out []store.Member
+	for _, u := range users {
+		m, err := s.Member(t.Context(), u, conv)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func dedupe(users []string) []string {
+	out := slices.Clone(users)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // committed is what a store must return for m stored at seq.
