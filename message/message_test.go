@@ -21,12 +21,12 @@ import (
 // gatedStore is a store.Messages whose AppendMessages waits for the test to
 // open its gate, so the test controls when a commit becomes durable.
 type gatedStore struct {
-	Store // unused methods panic
-	gate           chan struct{}
-	mu             sync.Mutex
-	batches        [][]store.NewMessage
-	seq            map[string]int64
-	fail           error
+	Store   // unused methods panic
+	gate    chan struct{}
+	mu      sync.Mutex
+	batches [][]store.NewMessage
+	seq     map[string]int64
+	fail    error
 }
 
 func (g *gatedStore) AppendMessages(_ context.Context, batch []store.NewMessage) ([]store.AppendResult, error) {
