@@ -2,6 +2,7 @@ package client
 
 import (
 	"cmp"
+	"encoding/json"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -441,6 +442,12 @@ func deliver(o *Options, it *item) {
 	switch it.kind {
 	case itemMessage:
 		o.OnMessage(it.msg)
+		if o.OnGroupEvent != nil && it.msg.ContentType == protocol.GroupEventType {
+			ev := GroupEvent{Conversation: it.msg.Conversation, Seq: it.msg.Seq, Time: it.msg.Time}
+			if json.Unmarshal(it.msg.Content, &ev.GroupEvent) == nil {
+				o.OnGroupEvent(ev)
+			}
+		}
 	case itemReceipt:
 		if o.OnReceipt != nil {
 			o.OnReceipt(it.receipt)

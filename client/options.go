@@ -53,6 +53,12 @@ type Options struct {
 	// user's devices (history cleared: hide messages below MinSeq).
 	OnConversation func(protocol.Conversation)
 
+	// OnGroupEvent receives the group event messages (members joined or
+	// left, roles, mutes, info, dismissal), decoded, in the same order and
+	// exactly once as OnMessage receives them. Sync a group's members
+	// (GroupMembers with the version you hold) when one arrives.
+	OnGroupEvent func(GroupEvent)
+
 	// OnChanged receives changed pushes: something the user keeps in step
 	// by version (friends, requests, blocks, groups, a group's members)
 	// changed; fetch what changed since the version you hold. After every
