@@ -10,9 +10,27 @@ import (
 
 // CreateGroup creates a group conversation with its first members.
 func (c *Client) CreateGroup(ctx context.Context, id string, members []string) (protocol.Group, error) {
+	return c.NewGroup(ctx, protocol.NewGroup{ID: id, Members: members})
+}
+
+// NewGroup creates a group with everything NewGroup can say: an owner, a
+// name, policies.
+func (c *Client) NewGroup(ctx context.Context, g protocol.NewGroup) (protocol.Group, error) {
 	var out protocol.Group
-	err := c.do(ctx, http.MethodPost, "/v1/groups", protocol.NewGroup{ID: id, Members: members}, &out)
+	err := c.do(ctx, http.MethodPost, "/v1/groups", g, &out)
 	return out, err
+}
+
+// UpdateGroup changes a group's info or policies as the app server.
+func (c *Client) UpdateGroup(ctx context.Context, id string, up protocol.GroupUpdate) (protocol.Group, error) {
+	var out protocol.Group
+	err := c.do(ctx, http.MethodPatch, "/v1/groups/"+url.PathEscape(id), up, &out)
+	return out, err
+}
+
+// DismissGroup ends a group as the app server.
+func (c *Client) DismissGroup(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/groups/"+url.PathEscape(id), nil, nil)
 }
 
 // Group returns a group.

@@ -192,12 +192,15 @@ var adminCmds = []adminCmd{
 	},
 	{
 		name: "group create", args: []string{"ID"}, summary: "create a group conversation",
-		about:   "Creates the group ID (conversation g:ID) with the users of --members as its first members.",
-		example: "parley group create team --members alice,bob,carol",
+		about:   "Creates the group ID (conversation g:ID) with the users of --members as its first members, and --owner as its owner.",
+		example: "parley group create team --owner alice --name Team --members bob,carol",
 		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
 			members := fs.String("members", "", "comma-separated user `ids`")
+			owner := fs.String("owner", "", "the `user` who owns the group (none: the app server manages it)")
+			name := fs.String("name", "", "the group's display `name`")
+			join := fs.String("join-policy", "", "how others get in: free, approval (default) or invite")
 			return func(ctx context.Context, c *admin.Client, args []string) (any, error) {
-				return c.CreateGroup(ctx, args[0], splitList(*members))
+				return c.NewGroup(ctx, protocol.NewGroup{ID: args[0], Owner: *owner, Name: *name, JoinPolicy: *join, Members: splitList(*members)})
 			}
 		},
 	},
@@ -230,6 +233,26 @@ var adminCmds = []adminCmd{
 		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
 			return func(ctx context.Context, c *admin.Client, args []string) (any, error) {
 				return map[string]string{"removed": args[1]}, c.RemoveMember(ctx, args[0], args[1])
+			}
+		},
+	},
+	{
+		name: "group rename", args: []string{"ID", "NAME"}, summary: "rename a group",
+		about:   "Sets the name of group ID; its members see a group event.",
+		example: "parley group rename team \"The team\"",
+		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
+			return func(ctx context.Context, c *admin.Client, args []string) (any, error) {
+				return c.UpdateGroup(ctx, args[0], protocol.GroupUpdate{Name: &args[1]})
+			}
+		},
+	},
+	{
+		name: "group dismiss", args: []string{"ID"}, summary: "dismiss a group",
+		about:   "Ends group ID: its members leave it, keeping what they saw, and nothing more happens in it.",
+		example: "parley group dismiss team",
+		flags: func(fs *flag.FlagSet) func(context.Context, *admin.Client, []string) (any, error) {
+			return func(ctx context.Context, c *admin.Client, args []string) (any, error) {
+				return map[string]string{"dismissed": args[0]}, c.DismissGroup(ctx, args[0])
 			}
 		},
 	},

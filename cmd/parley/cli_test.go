@@ -221,7 +221,7 @@ func TestGroupsAndBackupFromTheCommandLine(t *testing.T) {
 		}
 		return out
 	}
-	if out := ok("group", "create", "team", "--members", "alice, bob"); !strings.Contains(out, `"conv": "g:team"`) && !strings.Contains(out, `"conv":"g:team"`) {
+	if out := ok("group", "create", "team", "--owner", "alice", "--name", "Team", "--members", "bob"); !strings.Contains(out, `"owner": "alice"`) || !strings.Contains(out, `"name": "Team"`) {
 		t.Errorf("group create printed %s", out)
 	}
 	ok("group", "add", "team", "--users", "carol")
@@ -232,6 +232,13 @@ func TestGroupsAndBackupFromTheCommandLine(t *testing.T) {
 	ok("group", "remove", "team", "bob")
 	if out := ok("group", "members", "team"); strings.Contains(out, "bob") {
 		t.Errorf("bob still listed after removal: %s", out)
+	}
+	if out := ok("group", "rename", "team", "The team"); !strings.Contains(out, `"name": "The team"`) {
+		t.Errorf("group rename printed %s", out)
+	}
+	ok("group", "dismiss", "team")
+	if out := ok("messages", "--user", "alice", "--conv", "g:team"); !strings.Contains(out, `"event": "dismissed"`) {
+		t.Errorf("the group's history does not end with its dismissal: %s", out)
 	}
 	if code, _, errOut := parley(t, "send", "--to", "bob", "--conv", "g:team", "--content", `{}`); code == 0 || !strings.Contains(errOut, "one of --to and --conv") {
 		t.Errorf("send with --to and --conv: exit %d: %s", code, errOut)
