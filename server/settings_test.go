@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/parleytest"
 	"github.com/parleyim/parley/protocol"
 )
@@ -307,6 +309,12 @@ func TestConversationListOrder(t *testing.T) {
 			t.Errorf("list %v: %s before %s", convIDs(got), got[i].ID, got[i+1].ID)
 		}
 	}
+	// The SDK's sort of the synced list agrees.
+	var all protocol.Conversations
+	mustREST(t, s, "GET", "/v1/conversations", aliceTok, "", &all)
+	if sorted := client.DisplayOrder(all.Conversations); !slices.Equal(convIDs(sorted), convIDs(got)) {
+		t.Errorf("DisplayOrder of the sync = %v, want %v", convIDs(sorted), convIDs(got))
+	}
 	// Pages of two, over call frames, join into the same list.
 	var paged []string
 	after := ""
@@ -478,6 +486,82 @@ func TestSettingsBadInput(t *testing.T) {
 		if c.Pinned || c.Hidden || c.MutedUntil != 0 {
 			t.Errorf("bob's %s has settings: %+v", c.ID, c)
 		}
+	}
+}
+
+// TestSDKSettings drives the settings through the Go SDK and checks that
+// another device of the user hears of each by OnConversation.
+func TestSDKSettings(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	s.User(t, "bob", "web", "b1")
+	changed := make(chan protocol.Conversation, 16)
+	other := dialSDK(t, s, s.User(t, "alice", "ios", "a2"), nil, func(o *client.Options) {
+		o.OnConversation = func(c protocol.Conversation) { changed <- c }
+	})
+	c := dialSDK(t, s, s.User(t, "alice", "web", "a1"), nil, nil)
+	ctx := t.Context()
+	ack, err := c.Send(ctx, "bob", "text", json.RawMessage(`{"text":"hi"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := ack.Conversation
+	next := func(what string) protocol.Conversation {
+		t.Helper()
+		select {
+		case cv := <-changed:
+			return cv
+		case <-time.After(wait):
+			t.Fatalf("%s: no conversation push on the other device", what)
+		}
+		return protocol.Conversation{}
+	}
+	if cv, err := c.Pin(ctx, conv, true); err != nil || !cv.Pinned {
+		t.Fatalf("Pin = %+v, %v", cv, err)
+	}
+	if cv := next("pin"); !cv.Pinned {
+		t.Errorf("pin pushed %+v", cv)
+	}
+	until := time.Now().Add(time.Hour)
+	if cv, err := c.Mute(ctx, conv, until); err != nil || cv.MutedUntil != until.UnixMilli() {
+		t.Fatalf("Mute = %+v, %v", cv, err)
+	}
+	next("mute")
+	if cv, err := c.Mute(ctx, conv, time.Time{}); err != nil || cv.MutedUntil != protocol.MuteForever {
+		t.Fatalf("Mute forever = %+v, %v", cv, err)
+	}
+	next("mute forever")
+	if total, err := c.UnreadTotal(ctx); err != nil || total != (protocol.UnreadTotal{}) {
+		t.Errorf("UnreadTotal = %+v, %v; want nothing (own message)", total, err)
+	}
+	if cv, err := c.Unmute(ctx, conv); err != nil || cv.MutedUntil != 0 {
+		t.Fatalf("Unmute = %+v, %v", cv, err)
+	}
+	next("unmute")
+	if cv, err := c.SetDraft(ctx, conv, "so…"); err != nil || cv.Draft != "so…" || cv.DraftTime == 0 {
+		t.Fatalf("SetDraft = %+v, %v", cv, err)
+	}
+	if cv := next("draft"); cv.Draft != "so…" {
+		t.Errorf("draft pushed %+v", cv)
+	}
+	if cv, err := c.Hide(ctx, conv, true); err != nil || !cv.Hidden {
+		t.Fatalf("Hide = %+v, %v", cv, err)
+	}
+	next("hide")
+	if page, err := c.RecentConversations(ctx, "", 0); err != nil || len(page.Conversations) != 0 {
+		t.Errorf("RecentConversations while hidden = %+v, %v", page, err)
+	}
+	if cv, err := c.DeleteConversation(ctx, conv); err != nil || !cv.Hidden || cv.MinSeq != 2 {
+		t.Fatalf("DeleteConversation = %+v, %v", cv, err)
+	}
+	if cv := next("delete"); cv.MinSeq != 2 {
+		t.Errorf("delete pushed %+v", cv)
+	}
+	var pe *protocol.Error
+	if _, err := c.Mute(ctx, conv, time.Unix(1, 0)); !errors.As(err, &pe) || pe.Code != protocol.CodeInvalidArgument {
+		t.Errorf("Mute in the past = %v, want invalid_argument", err)
+	}
+	if _, err := other.Pin(ctx, "d:alice:nobody", true); !errors.As(err, &pe) || pe.Code != protocol.CodeNotFound {
+		t.Errorf("Pin of an unknown conversation = %v, want not_found", err)
 	}
 }
 
