@@ -12,7 +12,8 @@ import (
 // MuteForever is the muted_until of a mute without an end.
 const MuteForever = conversation.MuteForever
 
-// Muted reports whether the user muted the conversation at now.
+// Muted reports whether the user's mute of the conversation is in force at
+// now.
 func (c *Conversation) Muted(now time.Time) bool { return conversation.Muted(c.MutedUntil, now) }
 
 // Rank is where the conversation sorts in the user's list: pinned first,

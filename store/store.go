@@ -239,14 +239,13 @@ const (
 // Messages stores conversations, their messages and per-member state.
 //
 // Versions: every change to a user's view of a conversation (a new message,
-// a read, a clear, the peer's read, joining or leaving, a change of their
-// settings) is stamped with a
-// version from one store-wide counter that only increases, so "members with
-// Version > v" is exactly what changed for a user since v. Versions become
-// visible in the order they were taken: a reader that sees version v sees
-// every change stamped v or lower. A backend with several writers must take
-// versions and commit under one lock (or publish a commit-ordered
-// watermark) to keep this promise.
+// a read, a clear, the peer's read, joining or leaving, their settings) is
+// stamped with a version from one store-wide counter that only increases, so
+// "members with Version > v" is exactly what changed for a user since v.
+// Versions become visible in the order they were taken: a reader that sees
+// version v sees every change stamped v or lower. A backend with several
+// writers must take versions and commit under one lock (or publish a
+// commit-ordered watermark) to keep this promise.
 type Messages interface {
 	// AppendMessages commits the batch atomically, with one durable sync
 	// when the store syncs. Each new message gets its conversation's next
