@@ -106,6 +106,13 @@ func testSettings(t *testing.T, open opener) {
 		if got := mustMember(t, s, "a", "g:1"); !got.Left || got.Settings != want {
 			t.Errorf("after leaving: %+v, want left with settings %+v", got, want)
 		}
+		// Added again, a member starts afresh.
+		if _, err := s.AddMembers(t.Context(), "g:1", []string{"a"}, false); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustMember(t, s, "a", "g:1"); got.Left || got.Settings != (store.Settings{}) {
+			t.Errorf("added again: %+v, want a member without settings", got)
+		}
 	})
 
 	t.Run("hidden until a newer message", func(t *testing.T) {
