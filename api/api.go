@@ -118,6 +118,10 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/conversations/{conv}/messages", anyone, a.pull)
 	a.handle(mux, "POST /v1/conversations/{conv}/read", anyone, a.markRead)
 	a.handle(mux, "POST /v1/conversations/{conv}/clear", anyone, a.clear)
+	a.handle(mux, "PATCH /v1/conversations/{conv}/settings", anyone, a.updateSettings)
+	a.handle(mux, "DELETE /v1/conversations/{conv}", anyone, a.deleteConversation)
+	a.handle(mux, "GET /v1/conversations/recent", anyone, a.recentConversations)
+	a.handle(mux, "GET /v1/conversations/unread", anyone, a.unreadTotal)
 	a.handle(mux, "POST /v1/backup", adminOnly, a.backup)
 	// Groups: users act as themselves; the admin key acts as the app
 	// server or, with ?user=, as that user.

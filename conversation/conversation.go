@@ -1,7 +1,8 @@
 // Package conversation holds the rules of Parley's unit of chat, the
 // conversation: how ids are formed, which kinds exist, which part of a
-// conversation's history a member may see, how unread counts are computed and
-// who receives what. The store, the message service and the SDKs take these
+// conversation's history a member may see, how unread counts are computed,
+// who receives what, how a user's list is ordered and when a mute is in
+// force. The store, the message service and the SDKs take these
 // rules from here rather than restating them.
 //
 // # Concurrency model

@@ -1,8 +1,8 @@
 // Package message is the send path and the sync path of conversations: it
 // validates sends, commits them in groups, acknowledges each sender after its
 // group is durable, fans committed messages out to the conversation's
-// audience, and answers pulls, conversation lists, read marks, history clears
-// and the membership changes of group conversations.
+// audience, and answers pulls, conversation lists, read marks, history clears,
+// conversation settings and the membership changes of group conversations.
 //
 // # Concurrency model
 //

@@ -148,6 +148,11 @@ func conversationToWire(m store.Member) protocol.Conversation {
 		Left:        m.Left,
 		Unread:      m.Unread(),
 		Version:     m.Version,
+		Pinned:      m.Settings.Pinned,
+		MutedUntil:  m.Settings.MutedUntil,
+		Hidden:      m.Hidden(),
+		Draft:       m.Settings.Draft,
+		DraftTime:   m.Settings.DraftTime,
 	}
 	if m.LastMessage != nil && m.LastMessage.Seq >= m.MinSeq {
 		lm := toWire(*m.LastMessage)

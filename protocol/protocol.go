@@ -54,8 +54,9 @@ const (
 	TypePresence = "presence" // a subscribed user went online or offline: Presence
 	TypeKick     = "kick"     // the server is about to close this connection: Kick
 	// TypeConversation: one of the user's conversations changed other than
-	// by a new message: its history was cleared on another of the user's
-	// devices, or the user joined or left it: Conversation.
+	// by a new message: its history was cleared or its settings changed on
+	// another of the user's devices, or the user joined or left it:
+	// Conversation.
 	TypeConversation = "conversation"
 	TypeResult       = "result"  // reply to call: CallResult
 	TypeChanged      = "changed" // something the user syncs by version changed: Changed
@@ -162,6 +163,13 @@ type Conversation struct {
 	Unread      int64    `json:"unread"`
 	LastMessage *Message `json:"last_message,omitempty"`
 	Version     int64    `json:"version"`
+	// The user's own settings of the conversation (docs/protocol.md,
+	// "Conversation settings"), each omitted while unset.
+	Pinned     bool   `json:"pinned,omitempty"`
+	MutedUntil int64  `json:"muted_until,omitempty"` // unix ms; MuteForever: no end
+	Hidden     bool   `json:"hidden,omitempty"`      // left out of the list until a newer message
+	Draft      string `json:"draft,omitempty"`
+	DraftTime  int64  `json:"draft_ts,omitempty"` // unix ms of the draft's last change
 }
 
 // Conversations is the reply to ConversationsRequest. Version is the value to

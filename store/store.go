@@ -175,10 +175,42 @@ type Member struct {
 	Left        bool  // the user is no longer a member and sees nothing new
 	Version     int64 // version at which this user's view last changed
 	LastMessage *Message
+	Settings    Settings
 }
 
 // Unread is the number of messages the member has not read.
 func (m Member) Unread() int64 { return conversation.Unread(m.MaxSeq, m.ReadSeq, m.MinSeq) }
+
+// Hidden reports whether the member hid the conversation from their list
+// and no message came since.
+func (m Member) Hidden() bool { return m.MaxSeq < m.Settings.UnhideSeq }
+
+// Settings are a member's own settings of a conversation: part of their
+// view, invisible to other members.
+type Settings struct {
+	Pinned bool
+	// MutedUntil is when the member's "do not disturb" ends, in unix ms: 0
+	// for none, conversation.MuteForever for no end.
+	MutedUntil int64
+	// UnhideSeq is 0, or, once the member hid the conversation, their
+	// MaxSeq+1 then: it stays hidden until a message reaches this seq.
+	// Nothing is written per member on a new message; Hidden compares.
+	UnhideSeq int64
+	Draft     string
+	DraftTime int64 // unix ms of the draft's last change; 0 without a draft
+}
+
+// SettingsChange changes the non-nil settings of a member. Hidden true
+// hides the conversation until a message newer than the member's MaxSeq
+// arrives; Clear also clears its history, as ClearHistory does.
+type SettingsChange struct {
+	Pinned     *bool
+	MutedUntil *int64
+	Draft      *string
+	DraftTime  int64 // the DraftTime of a non-empty Draft
+	Hidden     *bool
+	Clear      bool
+}
 
 // Conversation is a conversation as stored.
 type Conversation struct {
@@ -201,13 +233,13 @@ const (
 // Messages stores conversations, their messages and per-member state.
 //
 // Versions: every change to a user's view of a conversation (a new message,
-// a read, a clear, the peer's read, joining or leaving) is stamped with a
-// version from one store-wide counter that only increases, so "members with
-// Version > v" is exactly what changed for a user since v. Versions become
-// visible in the order they were taken: a reader that sees version v sees
-// every change stamped v or lower. A backend with several writers must take
-// versions and commit under one lock (or publish a commit-ordered
-// watermark) to keep this promise.
+// a read, a clear, the peer's read, joining or leaving, their settings) is
+// stamped with a version from one store-wide counter that only increases, so
+// "members with Version > v" is exactly what changed for a user since v.
+// Versions become visible in the order they were taken: a reader that sees
+// version v sees every change stamped v or lower. A backend with several
+// writers must take versions and commit under one lock (or publish a
+// commit-ordered watermark) to keep this promise.
 type Messages interface {
 	// AppendMessages commits the batch atomically, with one durable sync
 	// when the store syncs. Each new message gets its conversation's next
@@ -243,6 +275,11 @@ type Messages interface {
 	// ClearHistory hides every current message from the user: MinSeq becomes
 	// MaxSeq+1 and ReadSeq becomes MaxSeq. ErrNotFound if not a member.
 	ClearHistory(ctx context.Context, user, conversation string) (Member, error)
+	// UpdateSettings applies the change to the user's settings of the
+	// conversation and returns the updated state, stamped with a new
+	// version if anything changed. ErrNotFound if the user never was a
+	// member.
+	UpdateSettings(ctx context.Context, user, conversation string, c SettingsChange) (Member, error)
 }
 
 // Pipeliner is implemented by stores that can apply a batch of messages

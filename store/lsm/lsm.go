@@ -12,22 +12,23 @@
 // (kind, max seq, version, the two members of a direct conversation and the
 // seq each last sent), its messages under (conv, seq) and, for kinds other
 // than direct, an audience index of current members. A user has one member
-// record per conversation (read seq, min seq, version, whether they left).
+// record per conversation (read seq, min seq, version, whether they left,
+// and their settings: pinned, muted, hidden, draft).
 // A message writes its own key, its client-id key and its conversation's
 // head; a group message also writes its sender's member record. Nothing is
 // written per other member: their view follows from the head.
 //
 // # Concurrency model
 //
-// Every write (AppendMessages, membership changes, MarkRead, ClearHistory)
-// runs under one mutex, takes its version, builds one Pebble batch and
-// commits it, with a sync when Options.NoSync is false, before releasing the
-// mutex: versions become visible in the order they were taken. The writer
-// keeps conversation heads in a bounded cache, valid because it is the only
-// writer (the data directory is locked by the server), and an in-memory
-// Bloom filter of client ids in front of the dedupe lookup (filter.go),
-// filled from a snapshot by a background goroutine at open and when it is
-// outgrown. Reads take a Pebble snapshot or iterator and never wait for the
+// Every write (AppendMessages, membership changes, MarkRead, ClearHistory,
+// UpdateSettings) runs under one mutex, takes its version, builds one
+// Pebble batch and commits it, with a sync when Options.NoSync is false,
+// before releasing the mutex: versions become visible in the order they
+// were taken. The writer keeps conversation heads in a bounded cache,
+// valid because it is the only writer (the data directory is locked by the
+// server), and an in-memory Bloom filter of client ids in front of the
+// dedupe lookup (filter.go), filled from a snapshot by a background
+// goroutine at open and when it is outgrown. Reads take a Pebble snapshot or iterator and never wait for the
 // writer.
 //
 // # Lifecycle
@@ -243,19 +244,29 @@ func (h *head) lastSent(user string) int64 {
 
 // member is one user's record in one conversation.
 type member struct {
-	readSeq int64
-	minSeq  int64
-	version int64
-	left    bool
-	leftSeq int64 // the conversation's max seq when the user left
+	readSeq  int64
+	minSeq   int64
+	version  int64
+	left     bool
+	leftSeq  int64 // the conversation's max seq when the user left
+	settings store.Settings
 }
 
+// encode writes the settings after the fields records had before settings
+// existed, and only when there are any: such a record is what it was.
 func (m *member) encode() []byte {
-	return enc(nil).int(m.readSeq).int(m.minSeq).int(m.version).bool(m.left).int(m.leftSeq)
+	e := enc(nil).int(m.readSeq).int(m.minSeq).int(m.version).bool(m.left).int(m.leftSeq)
+	if s := &m.settings; *s != (store.Settings{}) {
+		e = e.bool(s.Pinned).int(s.MutedUntil).int(s.UnhideSeq).str(s.Draft).int(s.DraftTime)
+	}
+	return e
 }
 
 func (m *member) decode(d *dec) {
 	m.readSeq, m.minSeq, m.version, m.left, m.leftSeq = d.int(), d.int(), d.int(), d.bool(), d.int()
+	if s := &m.settings; d.err == nil && len(d.b) > 0 {
+		s.Pinned, s.MutedUntil, s.UnhideSeq, s.Draft, s.DraftTime = d.bool(), d.int(), d.int(), d.str(), d.int()
+	}
 }
 
 func encodeMessage(m *store.Message) []byte {

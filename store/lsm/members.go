@@ -106,6 +106,7 @@ func (l *Log) view(user, conv string, h *head, rec *member, peer *member) store.
 		MinSeq:       rec.minSeq,
 		Left:         rec.left,
 		Version:      max(rec.version, h.version),
+		Settings:     rec.settings,
 	}
 	if rec.left {
 		m.MaxSeq, m.Version = rec.leftSeq, rec.version

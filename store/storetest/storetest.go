@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("MessageRange", func(t *testing.T) { testMessageRange(t, newStore) })
 	t.Run("MarkRead", func(t *testing.T) { testMarkRead(t, newStore) })
 	t.Run("ClearHistory", func(t *testing.T) { testClearHistory(t, newStore) })
+	t.Run("Settings", func(t *testing.T) { testSettings(t, newStore) })
 	t.Run("Groups", func(t *testing.T) { testGroups(t, newStore) })
 	t.Run("MemberPages", func(t *testing.T) { testMemberPages(t, newStore) })
 	t.Run("VersionOrder", func(t *testing.T) { testVersionOrder(t, newStore) })
