@@ -70,7 +70,7 @@ type Store interface {
 // event messages, the audience cache and conversation pushes.
 type Messages interface {
 	Send(ctx context.Context, req message.SendRequest) (protocol.Ack, error)
-	GroupChanged(conv string)
+	GroupChanged(conv string, info store.GroupInfo, changed []store.GroupMember)
 	PushConversation(ctx context.Context, conv string, users []string)
 }
 
@@ -282,7 +282,7 @@ func (s *Service) Create(ctx context.Context, a Actor, ng protocol.NewGroup) (pr
 		}
 		return protocol.Group{}, fmt.Errorf("group: create: %w", err)
 	}
-	s.msgs.GroupChanged(info.Conversation)
+	s.msgs.GroupChanged(info.Conversation, info, members)
 	s.msgs.PushConversation(ctx, info.Conversation, users)
 	s.pushChanged(users, protocol.ScopeGroups, "", 0)
 	s.event(ctx, info.Conversation, protocol.GroupEvent{Event: protocol.EventCreated, Actor: party{Actor: a}.name(), Name: info.Name})
@@ -355,13 +355,12 @@ func (s *Service) Update(ctx context.Context, a Actor, id string, up protocol.Gr
 		return toWire(info, p), nil
 	}
 	next.UpdatedAt = s.now().UTC()
-	info, _, _, err = s.store.ChangeGroup(ctx, conv, []string{}, func(store.GroupInfo, map[string]store.GroupMember) (store.GroupChange, error) {
+	info, _, _, err = s.change(ctx, conv, []string{}, func(store.GroupInfo, map[string]store.GroupMember) (store.GroupChange, error) {
 		return store.GroupChange{Info: &next}, nil
 	})
 	if err != nil {
 		return protocol.Group{}, fmt.Errorf("group: update: %w", err)
 	}
-	s.msgs.GroupChanged(conv)
 	muteAll := slices.Contains(fields, "mute_all")
 	fields = slices.DeleteFunc(fields, func(f string) bool { return f == "mute_all" })
 	if len(fields) > 0 {
@@ -494,7 +493,7 @@ func (s *Service) Dismiss(ctx context.Context, a Actor, id string) error {
 	// The event first, so that every member's history ends with it.
 	s.event(ctx, conv, protocol.GroupEvent{Event: protocol.EventDismissed, Actor: p.name()})
 	now := s.now().UTC()
-	_, left, _, err := s.store.ChangeGroup(ctx, conv, nil, func(info store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
+	_, left, _, err := s.change(ctx, conv, nil, func(info store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
 		info.Dismissed, info.UpdatedAt = true, now
 		ch := store.GroupChange{Info: &info}
 		for _, m := range cur {
@@ -506,7 +505,6 @@ func (s *Service) Dismiss(ctx context.Context, a Actor, id string) error {
 	if err != nil {
 		return fmt.Errorf("group: dismiss: %w", err)
 	}
-	s.msgs.GroupChanged(conv)
 	users := usersOf(left)
 	s.msgs.PushConversation(ctx, conv, users)
 	s.pushChanged(users, protocol.ScopeGroups, "", 0)
@@ -558,7 +556,7 @@ func (s *Service) Invite(ctx context.Context, a Actor, id string, ch protocol.Me
 // members, unless that would make the group larger than its maximum.
 func (s *Service) join(ctx context.Context, conv string, users []string, fullHistory bool) ([]store.GroupMember, error) {
 	now := s.now().UTC()
-	_, joined, _, err := s.store.ChangeGroup(ctx, conv, users, func(info store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
+	_, joined, _, err := s.change(ctx, conv, users, func(info store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
 		ch := store.GroupChange{FullHistory: fullHistory}
 		for _, u := range users {
 			if m, ok := cur[u]; !ok || m.Left {
@@ -577,7 +575,6 @@ func (s *Service) join(ctx context.Context, conv string, users []string, fullHis
 		}
 		return nil, fmt.Errorf("group: add members: %w", err)
 	}
-	s.msgs.GroupChanged(conv)
 	added := usersOf(joined)
 	s.msgs.PushConversation(ctx, conv, added)
 	s.pushChanged(added, protocol.ScopeGroups, "", 0)
@@ -629,13 +626,22 @@ func (s *Service) Remove(ctx context.Context, a Actor, id, user string) error {
 // leave ends m's membership.
 func (s *Service) leave(ctx context.Context, conv string, m store.GroupMember) error {
 	m.Left = true
-	if _, _, _, err := s.store.ChangeGroup(ctx, conv, []string{m.User}, one(m)); err != nil {
+	if _, _, _, err := s.change(ctx, conv, []string{m.User}, one(m)); err != nil {
 		return fmt.Errorf("group: remove member: %w", err)
 	}
-	s.msgs.GroupChanged(conv)
 	s.msgs.PushConversation(ctx, conv, []string{m.User})
 	s.pushChanged([]string{m.User}, protocol.ScopeGroups, "", 0)
 	return nil
+}
+
+// change applies decide through the store, and keeps the message
+// service's view of the group (who may post) in step.
+func (s *Service) change(ctx context.Context, conv string, users []string, decide store.GroupDecision) (store.GroupInfo, []store.GroupMember, int64, error) {
+	info, changed, version, err := s.store.ChangeGroup(ctx, conv, users, decide)
+	if err == nil && version != 0 {
+		s.msgs.GroupChanged(conv, info, changed)
+	}
+	return info, changed, version, err
 }
 
 // one is the decision that writes m as it is.
@@ -731,11 +737,10 @@ func (s *Service) UpdateMember(ctx context.Context, a Actor, id, user string, up
 	if len(events) == 0 {
 		return memberToWire(target), nil
 	}
-	_, changed, _, err := s.store.ChangeGroup(ctx, conv, []string{user}, one(next))
+	_, changed, _, err := s.change(ctx, conv, []string{user}, one(next))
 	if err != nil {
 		return protocol.GroupMember{}, fmt.Errorf("group: update member: %w", err)
 	}
-	s.msgs.GroupChanged(conv)
 	if up.Role != nil && next.Role != target.Role {
 		s.pushChanged([]string{user}, protocol.ScopeGroups, "", 0)
 	}
@@ -775,7 +780,7 @@ func (s *Service) Transfer(ctx context.Context, a Actor, id, to string) (protoco
 		users = append(users, info.Owner)
 	}
 	now := s.now().UTC()
-	info, _, _, err = s.store.ChangeGroup(ctx, conv, users, func(info store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
+	info, _, _, err = s.change(ctx, conv, users, func(info store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
 		heir.Role = protocol.RoleOwner
 		ch := store.GroupChange{Members: []store.GroupMember{heir}}
 		if old, ok := cur[info.Owner]; ok && !old.Left {
@@ -789,7 +794,6 @@ func (s *Service) Transfer(ctx context.Context, a Actor, id, to string) (protoco
 	if err != nil {
 		return protocol.Group{}, fmt.Errorf("group: transfer: %w", err)
 	}
-	s.msgs.GroupChanged(conv)
 	s.pushChanged(users, protocol.ScopeGroups, "", 0)
 	s.event(ctx, conv, protocol.GroupEvent{Event: protocol.EventOwnerChanged, Actor: p.name(), Users: []string{to}})
 	if !a.App {

@@ -9,9 +9,9 @@ import (
 
 // audience caches the current members of group conversations, so that a
 // send is checked and fanned out without a store read per message or per
-// member. Membership changes go through the Service, which forgets the
-// conversation once the store has the change; a load that raced the change
-// is not cached (see gen).
+// member. Membership changes go through the Service, which updates the
+// cached conversation once the store has the change; a load that raced the
+// change is not cached (see gen).
 type audience struct {
 	load    func(ctx context.Context, conv string) (*members, error)
 	parts   int // how many fan-out workers the members are split for
@@ -19,7 +19,7 @@ type audience struct {
 	maxConv int
 
 	mu    sync.Mutex
-	gen   uint64              // bumped by forget; guarded by mu
+	gen   uint64              // bumped by update; guarded by mu
 	convs map[string]*members // guarded by mu
 }
 
@@ -58,11 +58,7 @@ func (a *audience) get(ctx context.Context, conv string) (*members, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.parts = make([][]string, a.parts)
-	for _, u := range m.sorted {
-		w := a.worker(u)
-		m.parts[w] = append(m.parts[w], u)
-	}
+	a.split(m)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.gen == gen {
@@ -74,12 +70,28 @@ func (a *audience) get(ctx context.Context, conv string) (*members, error) {
 	return m, nil
 }
 
-// forget drops conv, whose members changed.
-func (a *audience) forget(conv string) {
+// update replaces conv's cached members, if it is cached, with what change
+// makes of them; a load in flight is not cached (see gen).
+func (a *audience) update(conv string, change func(*members) *members) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.gen++
-	delete(a.convs, conv)
+	old, ok := a.convs[conv]
+	if !ok {
+		return
+	}
+	m := change(old)
+	a.split(m)
+	a.convs[conv] = m
+}
+
+// split divides m's members by fan-out worker.
+func (a *audience) split(m *members) {
+	m.parts = make([][]string, a.parts)
+	for _, u := range m.sorted {
+		w := a.worker(u)
+		m.parts[w] = append(m.parts[w], u)
+	}
 }
 
 func (m *members) has(user string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -13,9 +14,35 @@ import (
 	"github.com/parleyim/parley/store"
 )
 
-// GroupChanged drops what the service caches of a group (its audience, and
-// who may post), after package group changed it in the store.
-func (s *Service) GroupChanged(conv string) { s.audience.forget(conv) }
+// GroupChanged brings what the service caches of a group (its audience, and
+// who may post) in step with a change package group made in the store: the
+// group's new info and the roster entries that changed. A 10,000-member
+// group is not read again for every member who joins.
+func (s *Service) GroupChanged(conv string, info store.GroupInfo, changed []store.GroupMember) {
+	s.audience.update(conv, func(old *members) *members {
+		m := &members{
+			sorted:     slices.Clone(old.sorted),
+			muteAll:    info.MuteAll,
+			exempt:     maps.Clone(old.exempt),
+			mutedUntil: maps.Clone(old.mutedUntil),
+		}
+		for _, e := range changed {
+			i, found := slices.BinarySearch(m.sorted, e.User)
+			switch {
+			case e.Left && found:
+				m.sorted = slices.Delete(m.sorted, i, i+1)
+			case !e.Left && !found:
+				m.sorted = slices.Insert(m.sorted, i, e.User)
+			}
+			delete(m.exempt, e.User)
+			delete(m.mutedUntil, e.User)
+			if !e.Left {
+				m.note(e)
+			}
+		}
+		return m
+	})
+}
 
 // PushConversation tells each user's devices their state in conv, after
 // they joined or left it.
@@ -48,21 +75,27 @@ func (s *Service) loadAudience(ctx context.Context, conv string) (*members, erro
 	m := &members{sorted: make([]string, 0, len(entries)), muteAll: info.MuteAll}
 	for _, e := range entries {
 		m.sorted = append(m.sorted, e.User)
-		if e.Role != "" && e.Role != RoleMember {
-			if m.exempt == nil {
-				m.exempt = make(map[string]bool)
-			}
-			m.exempt[e.User] = true
-		}
-		if e.MutedUntil != 0 {
-			if m.mutedUntil == nil {
-				m.mutedUntil = make(map[string]int64)
-			}
-			m.mutedUntil[e.User] = e.MutedUntil
-		}
+		m.note(e)
 	}
 	slices.Sort(m.sorted)
 	return m, nil
+}
+
+// note records what of a current member's entry decides whether they may
+// post: a role above member, a mute.
+func (m *members) note(e store.GroupMember) {
+	if e.Role != "" && e.Role != RoleMember {
+		if m.exempt == nil {
+			m.exempt = make(map[string]bool)
+		}
+		m.exempt[e.User] = true
+	}
+	if e.MutedUntil != 0 {
+		if m.mutedUntil == nil {
+			m.mutedUntil = make(map[string]int64)
+		}
+		m.mutedUntil[e.User] = e.MutedUntil
+	}
 }
 
 // RoleMember is the role of a group member who is neither its owner nor one

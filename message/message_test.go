@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -512,5 +513,53 @@ func TestRefusalCallbackRunsOutsideTheCloseLock(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the refusal's callback deadlocked on the close lock")
+	}
+}
+
+// countingGroupStore is a groupStore that counts roster reads.
+type countingGroupStore struct {
+	*groupStore
+	reads atomic.Int32
+}
+
+func (g *countingGroupStore) GroupMembers(ctx context.Context, conv string, since int64, limit int) ([]store.GroupMember, int64, bool, error) {
+	g.reads.Add(1)
+	return g.groupStore.GroupMembers(ctx, conv, since, limit)
+}
+
+// TestGroupChangedKeepsTheAudienceWithoutReading checks that a membership
+// change updates the cached audience in place: joiners may post and are
+// fanned out to, leavers not, mutes apply, and the roster is read once.
+func TestGroupChangedKeepsTheAudienceWithoutReading(t *testing.T) {
+	st := &countingGroupStore{groupStore: &groupStore{gatedStore: &gatedStore{gate: make(chan struct{}), seq: map[string]int64{}}, members: []string{"a", "b"}}}
+	close(st.gate)
+	fan := &recordingFanout{}
+	s := New(Config{}, st, everyoneExists{}, fan, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer s.Close()
+	send := func(from string) error {
+		_, err := s.Send(t.Context(), SendRequest{From: from, Conversation: "g:team", ClientID: s.ids.next(time.Now()), ContentType: "text", Content: json.RawMessage(`{}`)})
+		return err
+	}
+	if err := send("a"); err != nil {
+		t.Fatal(err)
+	}
+	s.GroupChanged("g:team", store.GroupInfo{Conversation: "g:team"}, []store.GroupMember{
+		{User: "c", Role: RoleMember}, {User: "b", Left: true}, {User: "a", Role: RoleMember, MutedUntil: -1},
+	})
+	if err := send("c"); err != nil {
+		t.Errorf("a member who joined cannot post: %v", err)
+	}
+	if err := send("a"); protocol.AsError(err).Code != protocol.CodeMuted {
+		t.Errorf("a muted member posts: %v", err)
+	}
+	s.GroupChanged("g:team", store.GroupInfo{Conversation: "g:team", MuteAll: true}, []store.GroupMember{{User: "a", Role: "admin"}})
+	if err := send("a"); err != nil {
+		t.Errorf("an admin in a muted group cannot post: %v", err)
+	}
+	if err := send("c"); protocol.AsError(err).Code != protocol.CodeMuted {
+		t.Errorf("a member posts in a muted group: %v", err)
+	}
+	if n := st.reads.Load(); n != 1 {
+		t.Errorf("the roster was read %d times, want once", n)
 	}
 }
