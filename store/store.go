@@ -35,6 +35,7 @@ type Store interface {
 	Tokens
 	Messages
 	Meta
+	Social
 	// Close flushes and releases the store. It is safe to call more than once.
 	Close() error
 }
