@@ -30,6 +30,7 @@ import (
 	"github.com/parleyim/parley/presence"
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/router"
+	"github.com/parleyim/parley/social"
 	"github.com/parleyim/parley/store"
 )
 
@@ -40,6 +41,7 @@ const maxBodyBytes = 1 << 20
 type API struct {
 	Accounts *account.Service
 	Messages *message.Service
+	Social   *social.Service
 	Gateway  *gateway.Gateway
 	Presence *presence.Registry
 	// Backup writes a consistent copy of the store into a new directory.
@@ -122,6 +124,7 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.handle(mux, "GET /v1/groups/{id}/members", adminOnly, a.groupMembers)
 	a.handle(mux, "POST /v1/groups/{id}/members", adminOnly, a.addMembers)
 	a.handle(mux, "DELETE /v1/groups/{id}/members/{user}", adminOnly, a.removeMember)
+	a.socialRoutes(mux)
 }
 
 // who a route admits
