@@ -3,13 +3,16 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/parleyim/parley/client"
 	"github.com/parleyim/parley/parleytest"
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/server"
@@ -519,4 +522,159 @@ func TestSocialOverCall(t *testing.T) {
 	}
 	a.Request(t, protocol.TypeCall, "2", protocol.Call{Method: "POST", Path: "/v1/friends/import", Body: json.RawMessage(`{"friendships":[{"user":"alice","friend":"bob"}]}`)})
 	a.ExpectError(t, protocol.CodeForbidden)
+}
+
+// friendEvents records an SDK client's friend events.
+type friendEvents chan client.FriendEvent
+
+// expect reads len(want) events, each "kind user", and checks that they
+// are want in any order (events of different scopes may interleave), then
+// that no other event follows at once.
+func (ch friendEvents) expect(t *testing.T, want ...string) []client.FriendEvent {
+	t.Helper()
+	var got []string
+	var evs []client.FriendEvent
+	for range want {
+		select {
+		case ev := <-ch:
+			got = append(got, string(ev.Kind)+" "+ev.User)
+			evs = append(evs, ev)
+		case <-time.After(wait):
+			t.Fatalf("friend events %v, want %v", got, want)
+		}
+	}
+	slices.Sort(got)
+	if w := slices.Sorted(slices.Values(want)); !slices.Equal(got, w) {
+		t.Fatalf("friend events %v, want %v", got, w)
+	}
+	ch.quiet(t)
+	return evs
+}
+
+func (ch friendEvents) quiet(t *testing.T) {
+	t.Helper()
+	select {
+	case ev := <-ch:
+		t.Fatalf("unexpected friend event %+v", ev)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func dialFriends(t *testing.T, s *parleytest.Server, token string, dial func(context.Context, string, string) (net.Conn, error)) (*client.Client, friendEvents) {
+	t.Helper()
+	ch := make(friendEvents, 100)
+	c := dialSDK(t, s, token, nil, func(o *client.Options) {
+		o.OnFriendEvent = func(ev client.FriendEvent) { ch <- ev }
+		if dial != nil {
+			o.NetDial = dial
+		}
+	})
+	return c, ch
+}
+
+// TestSDKFriends checks the Go SDK's friend methods and the typed events
+// its friend sync reports: the state at connection, each change, and what
+// changed while the device was offline.
+func TestSDKFriends(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	for _, u := range []string{"alice", "carol", "dave"} {
+		s.User(t, u, "web", "x")
+	}
+	rest(t, s, parleytest.AdminKey, "POST", "/v1/friends/import", `{"friendships":[{"user":"alice","friend":"carol"}]}`, http.StatusOK, nil)
+	var sw switchableDialer
+	alice, aev := dialFriends(t, s, s.User(t, "alice", "web", "a1"), sw.dial)
+	bob, bev := dialFriends(t, s, s.User(t, "bob", "web", "b1"), nil)
+	dave, dev := dialFriends(t, s, s.User(t, "dave", "web", "d1"), nil)
+	ctx := t.Context()
+
+	// The first sync reports the state there is.
+	evs := aev.expect(t, "friend_added carol")
+	if evs[0].Friend.User != "carol" {
+		t.Fatalf("event %+v", evs[0])
+	}
+	bev.quiet(t)
+
+	req, err := bob.RequestFriend(ctx, "alice", "hi Alice")
+	if err != nil || req.State != protocol.RequestPending {
+		t.Fatalf("RequestFriend = %+v, %v", req, err)
+	}
+	evs = aev.expect(t, "request_received bob")
+	if evs[0].Request.Message != "hi Alice" {
+		t.Fatalf("event %+v", evs[0])
+	}
+	bev.expect(t, "request_sent alice")
+
+	f, err := alice.AcceptFriend(ctx, "bob")
+	if err != nil || f.User != "bob" {
+		t.Fatalf("AcceptFriend = %+v, %v", f, err)
+	}
+	aev.expect(t, "request_accepted bob", "friend_added bob")
+	bev.expect(t, "request_accepted alice", "friend_added alice")
+
+	if f, err = alice.SetFriendRemark(ctx, "bob", "Bobby"); err != nil || f.Remark != "Bobby" {
+		t.Fatalf("SetFriendRemark = %+v, %v", f, err)
+	}
+	evs = aev.expect(t, "friend_updated bob")
+	if evs[0].Friend.Remark != "Bobby" {
+		t.Fatalf("event %+v", evs[0])
+	}
+	bev.quiet(t)
+	if f, err = alice.Friend(ctx, "bob"); err != nil || f.Remark != "Bobby" {
+		t.Fatalf("Friend = %+v, %v", f, err)
+	}
+	if fs, err := alice.Friends(ctx, 0); err != nil || len(fs.Items) != 2 {
+		t.Fatalf("Friends = %+v, %v", fs, err)
+	}
+
+	// A block is the blocker's news alone, and refuses the blocked user.
+	if b, err := alice.Block(ctx, "dave"); err != nil || b.User != "dave" {
+		t.Fatalf("Block = %+v, %v", b, err)
+	}
+	aev.expect(t, "blocked dave")
+	dev.quiet(t)
+	var pe *protocol.Error
+	if _, err := dave.Send(ctx, "alice", "text", json.RawMessage(`{}`)); !errors.As(err, &pe) || pe.Code != protocol.CodeBlocked {
+		t.Fatalf("send from a blocked user = %v", err)
+	}
+	if _, err := dave.RequestFriend(ctx, "alice", ""); !errors.As(err, &pe) || pe.Code != protocol.CodeBlocked {
+		t.Fatalf("request from a blocked user = %v", err)
+	}
+	if bs, err := alice.Blocks(ctx, 0); err != nil || len(bs.Items) != 1 {
+		t.Fatalf("Blocks = %+v, %v", bs, err)
+	}
+	if err := alice.Unblock(ctx, "dave"); err != nil {
+		t.Fatal(err)
+	}
+	aev.expect(t, "unblocked dave")
+
+	if _, err := dave.RequestFriend(ctx, "alice", "now?"); err != nil {
+		t.Fatal(err)
+	}
+	aev.expect(t, "request_received dave")
+	dev.expect(t, "request_sent alice")
+	if err := alice.RefuseFriend(ctx, "dave"); err != nil {
+		t.Fatal(err)
+	}
+	aev.expect(t, "request_refused dave")
+	dev.expect(t, "request_refused alice")
+	if rs, err := alice.FriendRequests(ctx, 0); err != nil || len(rs.Items) != 2 {
+		t.Fatalf("FriendRequests = %+v, %v", rs, err)
+	}
+
+	// Offline, alice misses the pushes; she catches up when she is back.
+	sw.cut()
+	if err := bob.DeleteFriend(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	bev.expect(t, "friend_removed alice")
+	if _, err := dave.RequestFriend(ctx, "alice", "please"); err != nil {
+		t.Fatal(err)
+	}
+	dev.expect(t, "request_sent alice")
+	aev.quiet(t)
+	sw.restore()
+	aev.expect(t, "friend_removed bob", "request_received dave")
+	if _, err := alice.Friend(ctx, "bob"); !errors.As(err, &pe) || pe.Code != protocol.CodeNotFound {
+		t.Fatalf("Friend after the delete = %v, want not_found", err)
+	}
 }
