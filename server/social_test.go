@@ -251,6 +251,14 @@ func TestBlocks(t *testing.T) {
 	rest(t, s, parleytest.AdminKey, "POST", "/v1/messages", `{"to":"bob","ctype":"text","content":{"text":"notice"}}`, http.StatusOK, nil)
 	b.Expect(t, protocol.TypeMessage, nil)
 	b.Quiet(t, 100*time.Millisecond) // nothing of alice's came through
+	// A block is about one-to-one messages: in a group they share, alice
+	// still talks.
+	rest(t, s, parleytest.AdminKey, "POST", "/v1/groups", `{"id":"team","members":["alice","bob"]}`, http.StatusCreated, nil)
+	a.Expect(t, protocol.TypeConversation, nil)
+	b.Expect(t, protocol.TypeConversation, nil)
+	a.Request(t, protocol.TypeSend, "g", protocol.Send{ClientID: "g1", Conversation: "g:team", ContentType: "text", Content: json.RawMessage(`{}`)})
+	a.Expect(t, protocol.TypeAck, nil)
+	b.Expect(t, protocol.TypeMessage, nil)
 
 	rest(t, s, bob, "GET", fmt.Sprintf("/v1/blocks?since=%d", held), "", http.StatusOK, &blocks)
 	if len(blocks.Items) != 1 || blocks.Items[0].User != "alice" || len(blocks.Deleted) != 0 {
