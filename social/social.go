@@ -30,6 +30,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -159,7 +161,7 @@ func (s *Service) checkOther(ctx context.Context, user, other string, mustExist 
 // version the write stamped.
 type changes struct {
 	version int64
-	scopes  map[string][]string
+	scopes  map[string]map[string]bool
 
 	// For the in-memory sets: rows added and removed.
 	friended, unfriended []pair
@@ -168,27 +170,21 @@ type changes struct {
 
 func (c *changes) note(scope string, version int64, users ...string) {
 	if c.scopes == nil {
-		c.scopes = make(map[string][]string)
+		c.scopes = make(map[string]map[string]bool)
+	}
+	if c.scopes[scope] == nil {
+		c.scopes[scope] = make(map[string]bool)
 	}
 	c.version = max(c.version, version)
 	for _, u := range users {
-		if !contains(c.scopes[scope], u) {
-			c.scopes[scope] = append(c.scopes[scope], u)
-		}
+		c.scopes[scope][u] = true
 	}
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // update runs fn in a store transaction under writeMu, then applies what
-// it changed to the friendship set and sends the changed pushes.
+// it changed to the in-memory sets and sends the changed pushes, still
+// under writeMu so that pushes leave in commit order (the Router never
+// blocks).
 func (s *Service) update(ctx context.Context, op string, fn func(tx store.SocialTx, c *changes) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -228,10 +224,10 @@ func (s *Service) update(ctx context.Context, op string, fn func(tx store.Social
 // c.version.
 func (s *Service) push(c changes) {
 	for _, scope := range []string{protocol.ScopeFriendRequests, protocol.ScopeFriends, protocol.ScopeBlocks} {
-		users := c.scopes[scope]
-		if len(users) == 0 {
+		if len(c.scopes[scope]) == 0 {
 			continue
 		}
+		users := slices.Collect(maps.Keys(c.scopes[scope]))
 		frame, err := protocol.Marshal(changedPush{Type: protocol.TypeChanged, Data: protocol.Changed{Scope: scope, Version: c.version}})
 		if err != nil { // not reached: the push has no value that fails to encode
 			s.log.Error("encode changed push", "err", err)
