@@ -31,6 +31,7 @@ import (
 	"github.com/parleyim/parley/presence"
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/router"
+	"github.com/parleyim/parley/social"
 	"github.com/parleyim/parley/store"
 )
 
@@ -42,6 +43,7 @@ type API struct {
 	Accounts *account.Service
 	Messages *message.Service
 	Groups   *group.Service
+	Social   *social.Service
 	Gateway  *gateway.Gateway
 	Presence *presence.Registry
 	// Backup writes a consistent copy of the store into a new directory.
@@ -139,6 +141,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 	a.handle(mux, "POST /v1/groups/{id}/requests/{user}/accept", anyone, a.acceptRequest)
 	a.handle(mux, "POST /v1/groups/{id}/requests/{user}/refuse", anyone, a.refuseRequest)
 	a.handle(mux, "GET /v1/me/groups", anyone, a.myGroups)
+	// Friends and blocks.
+	a.socialRoutes(mux)
 }
 
 // who a route admits

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -69,62 +70,83 @@ func specOperations(t *testing.T, doc map[string]any) []string {
 }
 
 // registeredPatterns returns the pattern of every route (*API).Routes
-// registers, read from api.go's source: the string literal passed to
+// registers, read from the package's source: the string literal passed to
 // a.handle(mux, pattern, …), or to mux.Handle or mux.HandleFunc should a route
-// bypass handle. A registration whose pattern is not a literal fails the
+// bypass handle, in Routes and in the methods of API it calls (a.xRoutes(mux)
+// in another file). A registration whose pattern is not a literal fails the
 // test, so no route can escape the comparison with the spec.
 func registeredPatterns(t *testing.T) []string {
 	t.Helper()
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "api.go", nil, 0)
+	files, err := filepath.Glob("*.go")
 	if err != nil {
-		t.Fatalf("parse api.go: %v", err)
+		t.Fatal(err)
 	}
-	var routes *ast.FuncDecl
-	for _, d := range f.Decls {
-		if fd, ok := d.(*ast.FuncDecl); ok && fd.Name.Name == "Routes" && fd.Recv != nil {
-			routes = fd
+	methods := make(map[string]*ast.FuncDecl) // API's methods by name
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatalf("parse %s: %v", name, err)
+		}
+		for _, d := range f.Decls {
+			if fd, ok := d.(*ast.FuncDecl); ok && fd.Recv != nil {
+				methods[fd.Name.Name] = fd
+			}
 		}
 	}
+	routes := methods["Routes"]
 	if routes == nil {
-		t.Fatal("api.go has no Routes method")
+		t.Fatal("package api has no Routes method")
 	}
 	var patterns []string
-	ast.Inspect(routes.Body, func(n ast.Node) bool {
-		call, ok := n.(*ast.CallExpr)
-		if !ok {
+	seen := map[string]bool{"Routes": true}
+	var inspect func(body *ast.BlockStmt)
+	inspect = func(body *ast.BlockStmt) {
+		ast.Inspect(body, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			sel, ok := call.Fun.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			arg := -1
+			switch name := sel.Sel.Name; name {
+			case "handle":
+				arg = 1
+			case "Handle", "HandleFunc":
+				arg = 0
+			default:
+				if m := methods[name]; m != nil && !seen[name] && len(call.Args) > 0 {
+					seen[name] = true
+					inspect(m.Body) // a helper that registers more routes
+				}
+			}
+			if arg < 0 {
+				return true
+			}
+			if len(call.Args) <= arg {
+				t.Errorf("%s: %s call with too few arguments", fset.Position(call.Pos()), sel.Sel.Name)
+				return true
+			}
+			lit, ok := call.Args[arg].(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				t.Errorf("%s: route pattern is not a string literal; the spec test cannot see it", fset.Position(call.Pos()))
+				return true
+			}
+			p, err := strconv.Unquote(lit.Value)
+			if err != nil {
+				t.Fatalf("%s: %v", fset.Position(lit.Pos()), err)
+			}
+			patterns = append(patterns, p)
 			return true
-		}
-		sel, ok := call.Fun.(*ast.SelectorExpr)
-		if !ok {
-			return true
-		}
-		arg := -1
-		switch sel.Sel.Name {
-		case "handle":
-			arg = 1
-		case "Handle", "HandleFunc":
-			arg = 0
-		}
-		if arg < 0 {
-			return true
-		}
-		if len(call.Args) <= arg {
-			t.Errorf("%s: %s call with too few arguments", fset.Position(call.Pos()), sel.Sel.Name)
-			return true
-		}
-		lit, ok := call.Args[arg].(*ast.BasicLit)
-		if !ok || lit.Kind != token.STRING {
-			t.Errorf("%s: route pattern is not a string literal; the spec test cannot see it", fset.Position(call.Pos()))
-			return true
-		}
-		p, err := strconv.Unquote(lit.Value)
-		if err != nil {
-			t.Fatalf("%s: %v", fset.Position(lit.Pos()), err)
-		}
-		patterns = append(patterns, p)
-		return true
-	})
+		})
+	}
+	inspect(routes.Body)
 	if len(patterns) == 0 {
 		t.Fatal("found no routes in (*API).Routes")
 	}

@@ -24,6 +24,7 @@ type Client struct {
 	backoff backoff
 	d       *delivery
 	stats   counters
+	fs      *friendSync // nil unless Options.OnFriendEvent is set
 
 	cidPrefix string        // random per Client, so client message ids never collide across devices
 	nextID    atomic.Uint64 // request ids and client message id suffixes
@@ -73,6 +74,10 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		defer c.wg.Done()
 		c.d.dispatch(&c.opts, c.closing)
 	}()
+	if c.fs != nil {
+		c.wg.Add(1)
+		go c.fs.run()
+	}
 	go c.run(cn)
 	select {
 	case <-c.ready:
@@ -102,6 +107,9 @@ func newClient(o Options) *Client {
 		subs:      make(map[string]struct{}),
 	}
 	c.d = newDelivery(&c.opts, &c.stats)
+	if o.OnFriendEvent != nil {
+		c.fs = newFriendSync(c)
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -248,6 +256,9 @@ func (c *Client) serve(cn *conn) (synced bool) {
 	c.wg.Add(1)
 	go c.read(cn)
 	c.emit(Connected{Hello: cn.hello})
+	if c.fs != nil {
+		c.fs.all()
+	}
 
 	s := session{c: c, cn: cn, needSync: true, needSubs: c.synced}
 	s.loop()
@@ -340,6 +351,9 @@ func (c *Client) handle(cn *conn, f *inFrame, p []byte) error {
 		var ch protocol.Changed
 		if err := json.Unmarshal(f.Data, &ch); err != nil {
 			return fmt.Errorf("decode changed: %w", err)
+		}
+		if c.fs != nil {
+			c.fs.changed(ch)
 		}
 		if c.opts.OnChanged != nil {
 			c.d.queueItem(item{kind: itemChanged, changed: ch})

@@ -49,6 +49,7 @@ const (
 	itemPresence
 	itemConversation
 	itemChanged
+	itemFriend
 	itemEvent
 )
 
@@ -60,6 +61,7 @@ type item struct {
 	presence protocol.Presence
 	conv     *protocol.Conversation
 	changed  protocol.Changed
+	friend   FriendEvent
 	event    Event
 }
 
@@ -235,7 +237,7 @@ func (d *delivery) queueMessage(m protocol.Message) bool {
 func (d *delivery) queueItem(it item) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if it.kind != itemEvent && len(d.queue) >= d.queueSize {
+	if it.kind != itemEvent && it.kind != itemFriend && len(d.queue) >= d.queueSize {
 		d.stats.droppedEvents.Add(1)
 		return
 	}
@@ -463,6 +465,10 @@ func deliver(o *Options, it *item) {
 	case itemChanged:
 		if o.OnChanged != nil {
 			o.OnChanged(it.changed)
+		}
+	case itemFriend:
+		if o.OnFriendEvent != nil {
+			o.OnFriendEvent(it.friend)
 		}
 	case itemEvent:
 		if o.OnEvent != nil {

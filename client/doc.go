@@ -31,7 +31,7 @@
 //
 // # Concurrency model
 //
-// A Client runs three kinds of goroutine, all owned by it and waited for by
+// A Client runs these goroutines, all owned by it and waited for by
 // Close:
 //
 //   - the manager: connects and reconnects with backoff, sends heartbeats,
@@ -39,10 +39,14 @@
 //     pulls, presence re-subscription) one at a time without blocking on them;
 //   - one reader per connection: decodes frames, completes waiting requests,
 //     feeds pushed messages and acknowledged sends to the sequencer;
-//   - the dispatcher: calls OnMessage, OnReceipt, OnPresence, OnConversation
-//     and OnEvent from a single goroutine, in the order the events were
-//     queued. Handlers may call any Client method except Close, which waits
-//     for the dispatcher.
+//   - the dispatcher: calls OnMessage, OnReceipt, OnPresence, OnConversation,
+//     OnChanged, OnFriendEvent and OnEvent from a single goroutine, in the
+//     order the events were queued. Handlers may call any Client method
+//     except Close, which waits for the dispatcher;
+//   - with Options.OnFriendEvent, the friend sync: after every connection,
+//     and when a changed push names a newer version, it fetches what changed
+//     in the user's friend requests, friends and blocks (one Call at a time)
+//     and queues one FriendEvent per change.
 //
 // Writes are serialised by a per-connection mutex; each frame is encoded by
 // the calling goroutine before the lock is taken, so many sends can be in

@@ -66,6 +66,15 @@ type Options struct {
 	// not replayed.
 	OnChanged func(protocol.Changed)
 
+	// OnFriendEvent, if set, receives one FriendEvent per change to the
+	// user's friend requests, friends and blocks. The client then keeps
+	// those lists in step by itself: it syncs them after every connection
+	// and whenever a changed push names a newer version, so the first
+	// connection reports the whole current state (every request, friend
+	// and block) and later ones what changed meanwhile. Friend events are
+	// never dropped for a full queue.
+	OnFriendEvent func(FriendEvent)
+
 	// OnPresence receives presence changes of subscribed users, and their
 	// state again after each reconnection.
 	OnPresence func(protocol.Presence)

@@ -63,6 +63,13 @@ type UserDirectory interface {
 	UserExists(ctx context.Context, id string) (bool, error)
 }
 
+// DirectPolicy decides whether one user may send a one-to-one message to
+// another (package social: blocks, and friendship when required). It is
+// asked for every direct send, so it must answer from memory.
+type DirectPolicy interface {
+	CheckDirect(ctx context.Context, from, to string) error
+}
+
 // Config configures a Service.
 type Config struct {
 	MaxContentBytes int // largest content accepted; default 32 KiB
@@ -71,6 +78,9 @@ type Config struct {
 	FanoutWorkers   int // goroutines delivering committed messages; default GOMAXPROCS, at least 2
 	FanoutQueue     int // tasks waiting per fan-out worker; default 1024
 	AudienceCache   int // group conversations whose members are cached; default 100,000
+
+	// DirectPolicy, if set, refuses the direct sends it does not allow.
+	DirectPolicy DirectPolicy
 }
 
 // Service is the message service. Its methods are safe for concurrent use.
@@ -268,7 +278,15 @@ func (s *Service) validate(ctx context.Context, req SendRequest) (store.NewMessa
 		return store.NewMessage{}, protocol.Errorf(protocol.CodeNotFound, "no user %q", req.To)
 	}
 	nm.Conversation, nm.Kind, nm.Recipient = conversation.DirectID(req.From, req.To), conversation.Direct, req.To
-	return nm, nil
+	return nm, s.checkDirect(ctx, req.From, req.To)
+}
+
+// checkDirect asks the DirectPolicy, if any, whether from may message to.
+func (s *Service) checkDirect(ctx context.Context, from, to string) error {
+	if s.cfg.DirectPolicy == nil {
+		return nil
+	}
+	return s.cfg.DirectPolicy.CheckDirect(ctx, from, to)
 }
 
 // validateConversation addresses nm to conv, which its sender must be a
@@ -293,7 +311,7 @@ func (s *Service) validateConversation(ctx context.Context, nm *store.NewMessage
 			return protocol.Errorf(protocol.CodeNotFound, "no user %q", peer)
 		}
 		nm.Conversation, nm.Kind, nm.Recipient = conv, conversation.Direct, peer
-		return nil
+		return s.checkDirect(ctx, nm.Sender, peer)
 	case conversation.Group:
 		return s.validateGroup(ctx, nm, conv)
 	case "":

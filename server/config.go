@@ -51,6 +51,12 @@ type Config struct {
 	GroupMaxMembers int           `yaml:"group_max_members" env:"GROUP_MAX_MEMBERS"`
 	Compression     bool          `yaml:"compression" env:"COMPRESSION"`
 
+	// FriendRequired refuses one-to-one messages between users who are not
+	// friends; FriendAutoAccept makes every friend request a friendship at
+	// once.
+	FriendRequired   bool `yaml:"friend_required" env:"FRIEND_REQUIRED"`
+	FriendAutoAccept bool `yaml:"friend_auto_accept" env:"FRIEND_AUTO_ACCEPT"`
+
 	// Pprof serves Go's profiler at /debug/pprof/, for the admin key only.
 	Pprof bool `yaml:"pprof" env:"PPROF"`
 
@@ -182,6 +188,8 @@ func LoadConfig(fs *flag.FlagSet, args []string, environ []string) (Config, erro
 	fs.IntVar(&cfg.CommitBatch, "commit-batch", cfg.CommitBatch, withEnv("commit-batch", "most messages per group commit"))
 	fs.IntVar(&cfg.GroupMaxMembers, "group-max-members", cfg.GroupMaxMembers, withEnv("group-max-members", "largest group allowed, and the size of a group created without one"))
 	fs.BoolVar(&cfg.Compression, "compression", cfg.Compression, withEnv("compression", "offer per-message compression (permessage-deflate) to clients"))
+	fs.BoolVar(&cfg.FriendRequired, "friend-required", cfg.FriendRequired, withEnv("friend-required", "one-to-one messages need friendship"))
+	fs.BoolVar(&cfg.FriendAutoAccept, "friend-auto-accept", cfg.FriendAutoAccept, withEnv("friend-auto-accept", "friend requests become friendships at once"))
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, withEnv("pprof", "serve Go's profiler at /debug/pprof/ (admin key required)"))
 	fs.DurationVar(&cfg.ShutdownDrain, "shutdown-drain", cfg.ShutdownDrain, withEnv("shutdown-drain", "how long /readyz answers 503 before a shutdown stops accepting"))
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, withEnv("shutdown-timeout", "how long a graceful shutdown may take after the drain"))

@@ -111,3 +111,29 @@ func TestAdminKeySource(t *testing.T) {
 		})
 	}
 }
+
+// TestFriendPolicies checks that the friend policies are off by default
+// and come from the YAML file, the environment and flags.
+func TestFriendPolicies(t *testing.T) {
+	cfg, help, err := loadConfig(t, nil, nil)
+	if err != nil || cfg.FriendRequired || cfg.FriendAutoAccept {
+		t.Fatalf("defaults: %+v, %v", cfg, err)
+	}
+	for _, want := range []string{"PARLEY_FRIEND_REQUIRED", "PARLEY_FRIEND_AUTO_ACCEPT"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %s", want)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "parley.yaml")
+	if err := os.WriteFile(path, []byte("friend_required: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err = loadConfig(t, []string{"--config", path}, []string{"PARLEY_FRIEND_AUTO_ACCEPT=true"})
+	if err != nil || !cfg.FriendRequired || !cfg.FriendAutoAccept {
+		t.Fatalf("from YAML and environment: %+v, %v", cfg, err)
+	}
+	cfg, _, err = loadConfig(t, []string{"--config", path, "--friend-required=false"}, nil)
+	if err != nil || cfg.FriendRequired {
+		t.Fatalf("a flag over YAML: %+v, %v", cfg, err)
+	}
+}

@@ -42,6 +42,7 @@ import (
 	"github.com/parleyim/parley/metrics"
 	"github.com/parleyim/parley/presence"
 	"github.com/parleyim/parley/protocol"
+	"github.com/parleyim/parley/social"
 	"github.com/parleyim/parley/store"
 	"github.com/parleyim/parley/store/embedded"
 	"github.com/parleyim/parley/web"
@@ -116,7 +117,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	}
 	s := &Server{cfg: cfg, log: log, store: st, accounts: accounts, lock: lock, drainEnd: make(chan struct{}), done: make(chan struct{})}
 	hub := gateway.NewHub(cfg.LoginPolicy)
-	s.messages = message.New(message.Config{MaxContentBytes: cfg.MaxContentBytes, MaxBatch: cfg.CommitBatch}, st, accounts, hub, log)
+	friends, err := social.New(ctx, social.Config{FriendRequired: cfg.FriendRequired, AutoAccept: cfg.FriendAutoAccept}, st, accounts, hub, log)
+	if err != nil {
+		st.Close()
+		lock.Close()
+		return nil, err
+	}
+	s.messages = message.New(message.Config{MaxContentBytes: cfg.MaxContentBytes, MaxBatch: cfg.CommitBatch, DirectPolicy: friends}, st, accounts, hub, log)
 	s.groups = group.New(group.Config{MaxMembers: cfg.GroupMaxMembers}, st, s.messages, accounts, hub, log)
 	s.presence = presence.New(lastSeenStore{st}, func(p protocol.Presence) ([]byte, error) {
 		return message.EncodePush(protocol.TypePresence, p)
@@ -139,7 +146,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*Ser
 	accounts.OnRevoke(s.gateway.KickDevice)
 
 	mux := http.NewServeMux()
-	(&api.API{Accounts: accounts, Messages: s.messages, Groups: s.groups, Gateway: s.gateway, Presence: s.presence, Backup: st.Backup, Log: log}).Routes(mux)
+	(&api.API{Accounts: accounts, Messages: s.messages, Groups: s.groups, Social: friends, Gateway: s.gateway, Presence: s.presence, Backup: st.Backup, Log: log}).Routes(mux)
 	mux.Handle("GET /v1/ws", s.gateway)
 	s.gateway.ServeCalls(api.Calls(api.Handler(mux)))
 	ops := mux // where /metrics and the profiler are served

@@ -36,6 +36,7 @@ type Store interface {
 	Messages
 	Groups
 	Meta
+	Social
 	// Close flushes and releases the store. It is safe to call more than once.
 	Close() error
 }

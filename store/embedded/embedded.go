@@ -1,5 +1,6 @@
 // Package embedded is Parley's store with no external service: accounts,
-// token revocations and server metadata in a SQLite file (store/sqlite), and
+// token revocations, server metadata and the social graph (friends, friend
+// requests, blocks) in a SQLite file (store/sqlite), and
 // the message log in a Pebble LSM (store/lsm), side by side in one data
 // directory. Each part sits on the engine that measured best for it: users
 // are few, searched and updated in place; messages arrive fast, spread over
@@ -7,7 +8,7 @@
 //
 // # Layout of a data directory
 //
-//	parley.db, parley.db-wal   accounts, revocations, metadata (SQLite, WAL)
+//	parley.db, parley.db-wal   accounts, revocations, metadata, friends, blocks (SQLite, WAL)
 //	messages/                  conversations, messages, member state (Pebble)
 //
 // A data directory written before the message log moved holds its messages

@@ -1,5 +1,6 @@
-// Package sqlite is the embedded store of accounts: store.Users,
-// store.Tokens and store.Meta on one SQLite database file, through the
+// Package sqlite is the embedded store of accounts and of the social graph:
+// store.Users, store.Tokens, store.Meta and store.Social (friend requests,
+// friendships, blocks) on one SQLite database file, through the
 // pure-Go driver modernc.org/sqlite. The message log lives in store/lsm;
 // store/embedded joins the two. legacy.go reads the message tables of data
 // directories written before the log moved, so that they can be copied

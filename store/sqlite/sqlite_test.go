@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/parleyim/parley/store"
+	"github.com/parleyim/parley/store/storetest"
 )
 
 // openTemp opens a store in a new temporary directory and closes it when t
@@ -234,4 +235,11 @@ func TestSetLastSeenNeverMovesBack(t *testing.T) {
 	if u, err := s.User(ctx, "a"); err != nil || !u.LastSeen.Equal(now.Add(time.Minute)) {
 		t.Errorf("LastSeen = %v, %v, want %v", u.LastSeen, err, now.Add(time.Minute))
 	}
+}
+
+func TestSocialConformance(t *testing.T) {
+	storetest.RunSocial(t, func(t *testing.T) store.Social {
+		s, _ := openTemp(t, Options{Sync: SyncNormal})
+		return s
+	})
 }

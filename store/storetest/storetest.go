@@ -54,6 +54,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Groups", func(t *testing.T) { testGroups(t, newStore) })
 	t.Run("MemberPages", func(t *testing.T) { testMemberPages(t, newStore) })
 	t.Run("VersionOrder", func(t *testing.T) { testVersionOrder(t, newStore) })
+	t.Run("Social", func(t *testing.T) {
+		testSocial(t, func(t *testing.T) store.Social { return newStore(t) })
+	})
 	t.Run("Close", func(t *testing.T) {
 		s := open(t)
 		if err := s.Close(); err != nil {
