@@ -31,6 +31,7 @@ type members struct {
 	parts  [][]string
 
 	muteAll    bool
+	dismissed  bool
 	exempt     map[string]bool  // owner and admins: they post in a muted group
 	mutedUntil map[string]int64 // unix ms, or -1 for no end
 }

@@ -23,6 +23,7 @@ func (s *Service) GroupChanged(conv string, info store.GroupInfo, changed []stor
 		m := &members{
 			sorted:     slices.Clone(old.sorted),
 			muteAll:    info.MuteAll,
+			dismissed:  info.Dismissed,
 			exempt:     maps.Clone(old.exempt),
 			mutedUntil: maps.Clone(old.mutedUntil),
 		}
@@ -72,7 +73,7 @@ func (s *Service) loadAudience(ctx context.Context, conv string) (*members, erro
 	if err != nil {
 		return nil, err
 	}
-	m := &members{sorted: make([]string, 0, len(entries)), muteAll: info.MuteAll}
+	m := &members{sorted: make([]string, 0, len(entries)), muteAll: info.MuteAll, dismissed: info.Dismissed}
 	for _, e := range entries {
 		m.sorted = append(m.sorted, e.User)
 		m.note(e)
@@ -125,6 +126,13 @@ func (s *Service) validateGroup(ctx context.Context, nm *store.NewMessage, conv 
 	}
 	if err != nil {
 		return fmt.Errorf("message: audience of %s: %w", conv, err)
+	}
+	if m.dismissed {
+		// Its members left it; nobody would read what is said.
+		if nm.Sender == conversation.SystemUser || m.has(nm.Sender) {
+			return protocol.Errorf(protocol.CodeForbidden, "%q was dismissed", conv)
+		}
+		return s.notMember(ctx, nm.Sender, conv)
 	}
 	if nm.Sender != conversation.SystemUser {
 		if !m.has(nm.Sender) {

@@ -256,6 +256,9 @@ func TestGroupLifeOverWebSocket(t *testing.T) {
 	}
 	max.Request(t, protocol.TypeSend, "s5", post("g:club", "m5", "anyone?"))
 	replyCode(t, max, protocol.CodeForbidden)
+	if st, body := doHTTP(t, s, "POST", "/v1/messages", parleytest.AdminKey, `{"conv":"g:club","ctype":"text","content":{"text":"notice"}}`); st != 403 {
+		t.Errorf("system posting to a dismissed group: %d %s, want 403", st, body)
+	}
 	call(t, max, "GET", "/v1/groups/club", nil, &g)
 	if !g.Dismissed {
 		t.Fatalf("a former member's view of the dismissed group %+v", g)
