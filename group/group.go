@@ -276,7 +276,8 @@ func (s *Service) Create(ctx context.Context, a Actor, ng protocol.NewGroup) (pr
 			members[i].Role = protocol.RoleOwner
 		}
 	}
-	if _, err := s.store.CreateGroup(ctx, info, members); err != nil {
+	version, err := s.store.CreateGroup(ctx, info, members)
+	if err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return protocol.Group{}, protocol.Errorf(protocol.CodeAlreadyExists, "group %q exists", ng.ID)
 		}
@@ -284,7 +285,7 @@ func (s *Service) Create(ctx context.Context, a Actor, ng protocol.NewGroup) (pr
 	}
 	s.msgs.GroupChanged(info.Conversation, info, members)
 	s.msgs.PushConversation(ctx, info.Conversation, users)
-	s.pushChanged(users, protocol.ScopeGroups, "", 0)
+	s.pushChanged(users, protocol.ScopeGroups, "", version)
 	s.event(ctx, info.Conversation, protocol.GroupEvent{Event: protocol.EventCreated, Actor: party{Actor: a}.name(), Name: info.Name})
 	created, err := s.store.Group(ctx, info.Conversation)
 	if err != nil {
@@ -493,7 +494,7 @@ func (s *Service) Dismiss(ctx context.Context, a Actor, id string) error {
 	// The event first, so that every member's history ends with it.
 	s.event(ctx, conv, protocol.GroupEvent{Event: protocol.EventDismissed, Actor: p.name()})
 	now := s.now().UTC()
-	_, left, _, err := s.change(ctx, conv, nil, func(info store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
+	_, left, version, err := s.change(ctx, conv, nil, func(info store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
 		info.Dismissed, info.UpdatedAt = true, now
 		ch := store.GroupChange{Info: &info}
 		for _, m := range cur {
@@ -507,7 +508,7 @@ func (s *Service) Dismiss(ctx context.Context, a Actor, id string) error {
 	}
 	users := usersOf(left)
 	s.msgs.PushConversation(ctx, conv, users)
-	s.pushChanged(users, protocol.ScopeGroups, "", 0)
+	s.pushChanged(users, protocol.ScopeGroups, "", version)
 	return nil
 }
 
@@ -556,7 +557,7 @@ func (s *Service) Invite(ctx context.Context, a Actor, id string, ch protocol.Me
 // members, unless that would make the group larger than its maximum.
 func (s *Service) join(ctx context.Context, conv string, users []string, fullHistory bool) ([]store.GroupMember, error) {
 	now := s.now().UTC()
-	_, joined, _, err := s.change(ctx, conv, users, func(info store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
+	_, joined, version, err := s.change(ctx, conv, users, func(info store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
 		ch := store.GroupChange{FullHistory: fullHistory}
 		for _, u := range users {
 			if m, ok := cur[u]; !ok || m.Left {
@@ -577,7 +578,7 @@ func (s *Service) join(ctx context.Context, conv string, users []string, fullHis
 	}
 	added := usersOf(joined)
 	s.msgs.PushConversation(ctx, conv, added)
-	s.pushChanged(added, protocol.ScopeGroups, "", 0)
+	s.pushChanged(added, protocol.ScopeGroups, "", version)
 	return joined, nil
 }
 
@@ -626,11 +627,12 @@ func (s *Service) Remove(ctx context.Context, a Actor, id, user string) error {
 // leave ends m's membership.
 func (s *Service) leave(ctx context.Context, conv string, m store.GroupMember) error {
 	m.Left = true
-	if _, _, _, err := s.change(ctx, conv, []string{m.User}, one(m)); err != nil {
+	_, _, version, err := s.change(ctx, conv, []string{m.User}, one(m))
+	if err != nil {
 		return fmt.Errorf("group: remove member: %w", err)
 	}
 	s.msgs.PushConversation(ctx, conv, []string{m.User})
-	s.pushChanged([]string{m.User}, protocol.ScopeGroups, "", 0)
+	s.pushChanged([]string{m.User}, protocol.ScopeGroups, "", version)
 	return nil
 }
 
@@ -737,12 +739,12 @@ func (s *Service) UpdateMember(ctx context.Context, a Actor, id, user string, up
 	if len(events) == 0 {
 		return memberToWire(target), nil
 	}
-	_, changed, _, err := s.change(ctx, conv, []string{user}, one(next))
+	_, changed, version, err := s.change(ctx, conv, []string{user}, one(next))
 	if err != nil {
 		return protocol.GroupMember{}, fmt.Errorf("group: update member: %w", err)
 	}
 	if up.Role != nil && next.Role != target.Role {
-		s.pushChanged([]string{user}, protocol.ScopeGroups, "", 0)
+		s.pushChanged([]string{user}, protocol.ScopeGroups, "", version)
 	}
 	for _, ev := range events {
 		s.event(ctx, conv, ev)
@@ -780,7 +782,7 @@ func (s *Service) Transfer(ctx context.Context, a Actor, id, to string) (protoco
 		users = append(users, info.Owner)
 	}
 	now := s.now().UTC()
-	info, _, _, err = s.change(ctx, conv, users, func(info store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
+	info, _, version, err := s.change(ctx, conv, users, func(info store.GroupInfo, cur map[string]store.GroupMember) (store.GroupChange, error) {
 		heir.Role = protocol.RoleOwner
 		ch := store.GroupChange{Members: []store.GroupMember{heir}}
 		if old, ok := cur[info.Owner]; ok && !old.Left {
@@ -794,7 +796,7 @@ func (s *Service) Transfer(ctx context.Context, a Actor, id, to string) (protoco
 	if err != nil {
 		return protocol.Group{}, fmt.Errorf("group: transfer: %w", err)
 	}
-	s.pushChanged(users, protocol.ScopeGroups, "", 0)
+	s.pushChanged(users, protocol.ScopeGroups, "", version)
 	s.event(ctx, conv, protocol.GroupEvent{Event: protocol.EventOwnerChanged, Actor: p.name(), Users: []string{to}})
 	if !a.App {
 		p.entry.Role = protocol.RoleAdmin

@@ -244,6 +244,8 @@ func (s *Service) validate(ctx context.Context, req SendRequest) (store.NewMessa
 		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "give to or conv, not both")
 	case req.To == req.From:
 		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "cannot send a message to yourself")
+	case req.ContentType == protocol.GroupEventType && req.From != conversation.SystemUser:
+		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "ctype %q is reserved for the server's group events", protocol.GroupEventType)
 	case len(req.Content) > s.cfg.MaxContentBytes:
 		return store.NewMessage{}, protocol.Errorf(protocol.CodeContentTooLarge, "content is larger than %d bytes", s.cfg.MaxContentBytes)
 	case len(req.Content) == 0:

@@ -253,7 +253,7 @@ type CallResult struct {
 }
 
 // Changed tells a user's devices that something they keep in step by
-// version changed: the state of Scope (for group_members, of the group ID)
+// version changed: the state of Scope (for group_requests, of the group ID)
 // reached Version. A device that holds an older version asks for the
 // changes since it (see docs/protocol.md, "Incremental sync").
 type Changed struct {

@@ -310,6 +310,7 @@ func TestGroupManagementBadInput(t *testing.T) {
 		{"join message too long", "POST", "/v1/groups/closed/join", s.User(t, "max", "web", "w3"), `{"message":"` + strings.Repeat("y", 300) + `"}`, 400, protocol.CodeInvalidArgument},
 		{"answer a request nobody made", "POST", "/v1/groups/small/requests/otto/accept", olga, "", 404, protocol.CodeNotFound},
 		{"negative since", "GET", "/v1/groups/small/members?since=-1", olga, "", 400, protocol.CodeInvalidArgument},
+		{"a forged group event", "POST", "/v1/messages", olga, `{"conv":"g:small","cid":"f","ctype":"group.event","content":{"event":"dismissed","actor":"system"}}`, 400, protocol.CodeInvalidArgument},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var before protocol.Group

@@ -44,7 +44,11 @@ func TestGroupConversation(t *testing.T) {
 		if cv.ID != "g:team" || cv.Kind != "group" || cv.MinSeq != 1 || cv.Peer != "" {
 			t.Errorf("%s: creation push %+v", name, cv)
 		}
-		conn.Expect(t, protocol.TypeChanged, nil)
+		var ch protocol.Changed
+		conn.Expect(t, protocol.TypeChanged, &ch)
+		if ch.Scope != protocol.ScopeGroups || ch.Version == 0 {
+			t.Errorf("%s: changed push %+v, want scope groups at the creation's version", name, ch)
+		}
 		expectEvent(t, conn, 1, protocol.EventCreated)
 	}
 

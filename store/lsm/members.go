@@ -357,10 +357,3 @@ func (l *Log) updateMember(ctx context.Context, op, user, conv string, toPeer bo
 	}
 	return out, nil
 }
-
-// dedupeSorted returns the distinct users in id order.
-func dedupeSorted(users []string) []string {
-	out := slices.Clone(users)
-	slices.Sort(out)
-	return slices.Compact(out)
-}
