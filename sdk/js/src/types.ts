@@ -144,3 +144,16 @@ export interface GroupEvent {
   nickname?: string;
 }
 
+
+/** Changed is a changed push: something the user keeps in step by version (scope; id names the group for group_members and group_requests) reached version. */
+export interface Changed {
+  scope: "friends" | "friend_requests" | "blocks" | "groups" | "group_members" | "group_requests" | string;
+  id?: string;
+  version: number;
+}
+
+/** CallResult is the reply to a call frame: the HTTP status and body REST would have answered. */
+export interface CallResult {
+  status: number;
+  body?: unknown;
+}

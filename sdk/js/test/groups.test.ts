@@ -2,7 +2,7 @@
 // paged, and group conversations are sent to, joined and left.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Client, GroupEventType, ParleyError, type GroupEvent, type Message } from "../src/index.js";
+import { Client, GroupEventType, ParleyError, describeGroupEvent, groupEventOf, type GroupEvent, type Message } from "../src/index.js";
 import { Server, nextEvent, waitFor } from "./harness.js";
 
 let srv: Server;
@@ -142,4 +142,58 @@ test("members send to a group, join it and leave it", { timeout: 60000 }, async 
 
   await assert.rejects(ann.send({ to: "grp-ben", conv } as any, { text: "x" }), (e: unknown) => e instanceof ParleyError && e.code === "invalid_argument");
   for (const c of [ann, ben, cat, dan, ann2]) c.close();
+});
+
+test("call makes REST requests over the connection: a user creates and runs a group", { timeout: 60000 }, async () => {
+  const [ivy, jon, kim] = await Promise.all(["call-ivy", "call-jon", "call-kim"].map(async (u) => srv.client(await srv.user(u))));
+  const conv = Client.groupConversationId("call-club");
+  const seen = collect(jon, conv);
+
+  // A user who creates a group owns it; the reply is the REST reply's body.
+  const g = await ivy.call<{ id: string; conv: string; owner: string; role: string }>("POST", "/v1/groups", { id: "call-club", name: "Club", members: ["call-jon"] });
+  assert.deepEqual([g.id, g.conv, g.owner, g.role], ["call-club", conv, "call-ivy", "owner"]);
+  const added = await ivy.call<{ added: { user: string; role: string }[] }>("POST", "/v1/groups/call-club/members", { users: ["call-kim"] });
+  assert.deepEqual(added.added.map((m) => [m.user, m.role]), [["call-kim", "member"]]);
+  await ivy.call("PATCH", "/v1/groups/call-club", { name: "Book club" });
+
+  // The member roster, in the incremental sync shape.
+  const roster = await jon.call<{ version: number; items: { user: string; role: string }[] }>("GET", "/v1/groups/call-club/members?since=0");
+  assert.ok(roster.version > 0);
+  assert.deepEqual(roster.items.map((m) => [m.user, m.role]).sort(), [["call-ivy", "owner"], ["call-jon", "member"], ["call-kim", "member"]]);
+
+  // Every change is a system message in the group, worded as the Go SDK words it.
+  await waitFor("three events", () => seen.length >= 3);
+  await jon.ping();
+  const said = seen.map((m) => {
+    const e = groupEventOf(m);
+    assert.ok(e, `seq ${m.seq} is a group event`);
+    return describeGroupEvent(e);
+  });
+  assert.deepEqual(said, ['call-ivy created the group "Club"', "call-ivy added call-kim", 'call-ivy renamed the group "Book club"']);
+
+  // Refusals are ParleyErrors with the server's code, as over REST.
+  await assert.rejects(kim.call("DELETE", "/v1/groups/call-club/members/call-ivy"), (e: unknown) => e instanceof ParleyError && e.code === "forbidden");
+  await assert.rejects(kim.call("GET", "/v1/groups/no-such-club"), (e: unknown) => e instanceof ParleyError && e.code === "not_found");
+  await assert.rejects(kim.call("POST", "/v1/users", { id: "x" }), (e: unknown) => e instanceof ParleyError && e.code === "forbidden");
+  for (const c of [ivy, jon, kim]) c.close();
+});
+
+test("changed pushes reach the changed event", { timeout: 60000 }, async () => {
+  const [lea, max] = await Promise.all(["chg-lea", "chg-max"].map(async (u) => srv.client(await srv.user(u))));
+  // Joined a group: the user's groups changed.
+  const groups = nextEvent(max, "changed", (x) => x.scope === "groups");
+  await lea.call("POST", "/v1/groups", { id: "chg-room", members: ["chg-max"], join_policy: "approval" });
+  assert.equal((await groups).scope, "groups");
+
+  // A join request: the owner's view of the group's requests changed.
+  const neo = await srv.client(await srv.user("chg-neo"));
+  const requests = nextEvent(lea, "changed", (x) => x.scope === "group_requests");
+  const j = await neo.call<{ joined: boolean; request: { state: string } }>("POST", "/v1/groups/chg-room/join", { message: "let me in" });
+  assert.deepEqual([j.joined, j.request.state], [false, "pending"]);
+  const r = await requests;
+  assert.equal(r.id, "chg-room");
+  assert.ok(r.version > 0);
+  const listed = await lea.call<{ requests: { user: string; message: string }[] }>("GET", "/v1/groups/chg-room/requests");
+  assert.deepEqual(listed.requests.map((x) => [x.user, x.message]), [["chg-neo", "let me in"]]);
+  for (const c of [lea, max, neo]) c.close();
 });
