@@ -379,6 +379,15 @@ test("a group made by the app server: members chat with names shown, events show
   await shot(bob.page, "phone-group-left");
   await bob.page.click("#back");
   assert.match(await bob.page.textContent("button.conv[data-group=team] .conv-preview"), /You left this group/);
+
+  // The app server mutes the whole group: a line says so, and alice's next
+  // message is refused with a readable reason.
+  assert.equal((await admin("PATCH", "/v1/groups/team", { mute_all: true })).status, 200);
+  await alice.page.waitForSelector("#messages .system-line[data-event=mute_all]:text('system muted the group')");
+  await send(alice.page, "anyone?");
+  const refused = alice.page.locator("#messages .msg.failed .error");
+  await refused.waitFor();
+  assert.match(await refused.textContent(), /you are muted in this group/);
   assert.deepEqual(aliceErrors, []);
   assert.deepEqual(bob.errors, []);
 });
