@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -202,11 +203,25 @@ type UserGroup struct {
 
 // String describes the event in English, for logs and simple clients:
 // "alice added bob and carol".
-func (e GroupEvent) String() string {
-	users := strings.Join(e.Users, ", ")
-	if e.Count > len(e.Users) {
-		users += fmt.Sprintf(" and %d more", e.Count-len(e.Users))
+func (e GroupEvent) String() string { return e.describe(englishList(e.Users, e.Count)) }
+
+// englishList joins names as English does ("a", "a and b", "a, b and c"),
+// ending in "and N more" when count says there were more than named.
+func englishList(names []string, count int) string {
+	parts := slices.Clone(names)
+	if count > len(names) {
+		parts = append(parts, fmt.Sprintf("%d more", count-len(names)))
 	}
+	switch len(parts) {
+	case 0:
+		return ""
+	case 1:
+		return parts[0]
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
+}
+
+func (e GroupEvent) describe(users string) string {
 	switch e.Event {
 	case EventCreated:
 		if e.Name == "" {

@@ -1,7 +1,7 @@
 // Parley's web client: hand-written ES modules on top of the JavaScript SDK
 // (./sdk, compiled from sdk/js). No build step: `parley serve` embeds and
 // serves these files as they are.
-import { Client, Rest, ParleyError } from "./sdk/index.js";
+import { Client, Rest, ParleyError, SystemUser, describeGroupEvent, groupEventOf } from "./sdk/index.js";
 import { SharedClient } from "./tabs.js";
 
 const $ = (id) => document.getElementById(id);
@@ -80,6 +80,12 @@ function readable(err, context) {
       return "The server already has a different message under this id.";
     case "forbidden":
       return "Not sent: you are no longer a member of this group.";
+    case "muted":
+      return "Not sent: you are muted in this group, or the whole group is.";
+    case "blocked":
+      return "Not sent: this user has blocked you.";
+    case "not_friends":
+      return "Not sent: this server lets you write only to your friends.";
   }
   return (err && err.message) || String(err);
 }
@@ -318,6 +324,7 @@ function hasLeft(conv) {
 }
 
 function displayName(user) {
+  if (user === SystemUser) return user; // the app server: no profile to look up
   if (!names.has(user)) {
     names.set(user, user);
     if (client) {
@@ -371,8 +378,17 @@ function timeLabel(ts) {
   return d.toLocaleDateString([], { month: "short", day: "numeric" });
 }
 
+// eventText words a group event message ("alice added bob and carol"), or
+// returns undefined for any other message.
+function eventText(m) {
+  const e = groupEventOf(m);
+  return e && describeGroupEvent(e, displayName);
+}
+
 function preview(m) {
   if (!m) return "";
+  const event = eventText(m);
+  if (event !== undefined) return event;
   const text = m.content && typeof m.content.text === "string" ? m.content.text : `[${m.ctype}]`;
   if (m.from === me) return "You: " + text;
   return isGroup(m.conv) ? displayName(m.from) + ": " + text : text;
@@ -616,8 +632,17 @@ function textOf(content, ctype) {
 }
 
 // messageNode shows one message; in a group, others' messages name their sender,
-// and own ones have no read state (members' reading is not shared).
+// and own ones have no read state (members' reading is not shared). A group
+// event is a centred line of its own, not a bubble from "system".
 function messageNode(m, peerRead, group) {
+  const event = eventText(m);
+  if (event !== undefined) {
+    const line = el("div", "system-line", event);
+    line.dataset.seq = String(m.seq);
+    line.dataset.event = groupEventOf(m).event;
+    line.title = timeLabel(m.ts);
+    return line;
+  }
   const own = m.from === me;
   const wrap = el("div", "msg " + (own ? "own" : "other"));
   wrap.dataset.seq = String(m.seq);

@@ -10,7 +10,7 @@
 // HTTPS) every tab connects on its own.
 import { Client, ParleyError, Rest } from "./sdk/index.js";
 
-const EVENTS = ["state", "message", "conversation", "receipt", "presence", "kicked", "tokenExpired"];
+const EVENTS = ["state", "message", "conversation", "receipt", "presence", "changed", "kicked", "tokenExpired"];
 const CALL_TIMEOUT_MS = 20000;
 
 function errOut(e) {

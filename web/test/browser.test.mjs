@@ -132,6 +132,11 @@ function bubbles(page, side) {
   return page.$$eval(`#messages .msg.${side} .bubble`, (els) => els.map((e) => e.textContent));
 }
 
+// systemLines returns the group event lines of the open chat, in order.
+function systemLines(page) {
+  return page.$$eval("#messages .system-line", (els) => els.map((e) => ({ seq: Number(e.dataset.seq), event: e.dataset.event, text: e.textContent })));
+}
+
 function shot(page, name) {
   return page.screenshot({ path: join(artifacts, name + ".png") });
 }
@@ -298,7 +303,7 @@ function admin(method, path, body) {
   });
 }
 
-test("a group made by the app server: members chat with names shown; a removed member reads only", async () => {
+test("a group made by the app server: members chat with names shown, events show as lines; a removed member reads only", async () => {
   // The app server makes a group of the two people who signed up and carol, made with the admin key.
   const aliceErrors = []; // alice's page is now the second tab, whose errors the earlier test watched
   alice.page.on("console", (m) => m.type() === "error" && aliceErrors.push(m.text()));
@@ -309,9 +314,14 @@ test("a group made by the app server: members chat with names shown; a removed m
   await aliceGroup.waitFor();
   assert.equal(await aliceGroup.locator(".conv-name").textContent(), "team");
   assert.equal(await aliceGroup.locator(".group-mark").count(), 1, "marked as a group");
+  // Its first message records the creation, and the list words it.
+  await aliceGroup.locator(".conv-preview:text('system created the group')").waitFor();
 
   await aliceGroup.click();
   await alice.page.waitForSelector("#peer-name:text('team')");
+  await alice.page.waitForSelector("#messages .system-line[data-event=created]");
+  assert.deepEqual(await systemLines(alice.page), [{ seq: 1, event: "created", text: "system created the group" }]);
+  assert.equal(await alice.page.locator("#messages .msg[data-from=system]").count(), 0, "no bubble from system");
   await send(alice.page, "Hello team");
   await alice.page.waitForSelector("#messages .msg.own[data-state=sent] .bubble:text('Hello team')");
 
@@ -320,7 +330,7 @@ test("a group made by the app server: members chat with names shown; a removed m
   const bobGroup = bob.page.locator("button.conv[data-group=team]");
   const badge = bobGroup.locator(".badge");
   await badge.waitFor();
-  assert.equal(await badge.textContent(), "1");
+  assert.equal(await badge.textContent(), "2", "the creation and alice's message");
   assert.match(await bobGroup.locator(".conv-preview").textContent(), /Alice: Hello team/);
   await bobGroup.click();
   const fromAlice = bob.page.locator("#messages .msg.other[data-from=alice]");
@@ -329,9 +339,25 @@ test("a group made by the app server: members chat with names shown; a removed m
   await badge.waitFor({ state: "detached" });
   await shot(bob.page, "phone-group");
 
+  await bob.page.waitForSelector("#messages .system-line[data-event=created]:text('system created the group')");
+
   await send(bob.page, "Hi all");
   await alice.page.locator("#messages .msg.other[data-from=bob] .sender:text('Bob')").waitFor();
   assert.deepEqual(await bubbles(alice.page, "other"), ["Hi all"]);
+
+  // A member adds people (with her own token, as users now may): a line
+  // that names them, and the list's preview says it too.
+  for (const id of ["erin", "frank"]) assert.equal((await admin("POST", "/v1/users", { id })).status, 201);
+  const aliceToken = await alice.page.evaluate(() => JSON.parse(localStorage.getItem("parley.session")).token);
+  const added = await fetch(base + "/v1/groups/team/members", {
+    method: "POST",
+    headers: { Authorization: "Bearer " + aliceToken, "Content-Type": "application/json" },
+    body: JSON.stringify({ users: ["erin", "frank"] }),
+  });
+  assert.equal(added.status, 200);
+  assert.deepEqual((await added.json()).added.map((m) => m.user), ["erin", "frank"]);
+  await alice.page.waitForSelector("#messages .system-line[data-event=joined]:text('Alice added erin and frank')");
+  await alice.page.locator("button.conv[data-group=team] .conv-preview:text('Alice added erin and frank')").waitFor();
   await shot(alice.page, "group");
 
   // Removed from the group, bob keeps its history but can no longer write.
@@ -344,9 +370,24 @@ test("a group made by the app server: members chat with names shown; a removed m
   await alice.page.waitForSelector("#messages .msg.own[data-state=sent] .bubble:text('Bob has left')");
   await bob.page.evaluate(() => new Promise((r) => setTimeout(r, 300))); // a stray push would show by now
   assert.deepEqual(await bubbles(bob.page, "other"), ["Hello team"]);
+  // Bob's history ends with his removal, which alice sees too.
+  await bob.page.waitForSelector("#messages .system-line[data-event=kicked]:text('system removed Bob')");
+  const bobLines = await systemLines(bob.page);
+  assert.deepEqual(bobLines.map((l) => [l.event, l.text]), [["created", "system created the group"], ["joined", "Alice added erin and frank"], ["kicked", "system removed Bob"]]);
+  assert.equal(await bob.page.$eval("#messages > :last-child", (e) => e.dataset.event), "kicked");
+  await alice.page.waitForSelector("#messages .system-line[data-event=kicked]:text('system removed Bob')");
   await shot(bob.page, "phone-group-left");
   await bob.page.click("#back");
   assert.match(await bob.page.textContent("button.conv[data-group=team] .conv-preview"), /You left this group/);
+
+  // The app server mutes the whole group: a line says so, and alice's next
+  // message is refused with a readable reason.
+  assert.equal((await admin("PATCH", "/v1/groups/team", { mute_all: true })).status, 200);
+  await alice.page.waitForSelector("#messages .system-line[data-event=mute_all]:text('system muted the group')");
+  await send(alice.page, "anyone?");
+  const refused = alice.page.locator("#messages .msg.failed .error");
+  await refused.waitFor();
+  assert.match(await refused.textContent(), /you are muted in this group/);
   assert.deepEqual(aliceErrors, []);
   assert.deepEqual(bob.errors, []);
 });

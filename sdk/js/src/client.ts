@@ -1,7 +1,7 @@
 import { Codes, ParleyError, terminalKick } from "./errors.js";
 import { Rest, httpBase, type FetchLike } from "./rest.js";
 import { Sequencer } from "./sequencer.js";
-import type { Ack, Conversation, Conversations, Hello, Kick, Message, Messages, Presence, Pull, Receipt } from "./types.js";
+import type { Ack, CallResult, Changed, Conversation, Conversations, Hello, Kick, Message, Messages, Presence, Pull, Receipt } from "./types.js";
 
 /** WebSocketLike is the part of the WHATWG WebSocket the SDK uses; browsers, Node ≥ 22 and the `ws` package provide it. */
 export interface WebSocketLike {
@@ -84,6 +84,13 @@ export interface ClientEvents {
   presence: Presence;
   /** An entry of the conversation list changed: new message, unread count, read positions, history cleared, the user added to a group or removed from it (left). */
   conversation: Conversation;
+  /**
+   * Something the user keeps in step by version changed (friends, friend
+   * requests, blocks, groups, a group's members): fetch what changed since
+   * the version you hold, with call or rest. Pushes are hints, not
+   * replayed: after every "connected" state, sync the scopes you keep.
+   */
+  changed: Changed;
   /** The server kicked this connection. */
   kicked: Kick;
   /** The token expired: the server kicked the connection or refused it. Provide a fresh token through tokenSource. */
@@ -522,6 +529,9 @@ export class Client {
       case "conversation":
         this.onConversationPush(f.data as Conversation);
         return;
+      case "changed":
+        if (f.data && typeof f.data.scope === "string") this.emit("changed", f.data as Changed);
+        return;
       case "kick":
         cn.kick = f.data as Kick;
         return;
@@ -660,9 +670,9 @@ export class Client {
     });
   }
 
-  // call sends a request on the current connection; it fails with
+  // ask sends a request on the current connection; it fails with
   // "disconnected" when none is up.
-  private call<T>(type: string, data: unknown, want: string, timeoutMs = 0): Promise<T> {
+  private ask<T>(type: string, data: unknown, want: string, timeoutMs = 0): Promise<T> {
     if (this.stopped) return Promise.reject(this.stopErr instanceof ParleyError ? this.stopErr : new ParleyError(Codes.Closed, "client stopped"));
     const cn = this.conn;
     if (!cn) return Promise.reject(new ParleyError(Codes.Disconnected, "not connected"));
@@ -829,12 +839,12 @@ export class Client {
    * delivered as events.
    */
   pull(p: Pull): Promise<Messages> {
-    return this.call<Messages>("pull", p, "messages");
+    return this.ask<Messages>("pull", p, "messages");
   }
 
   /** markRead marks conv read up to seq and returns the receipt; the conversation's unread count follows. */
   async markRead(conv: string, seq: number): Promise<Receipt> {
-    const r = await this.call<Receipt>("read", { conv, seq }, "ok");
+    const r = await this.ask<Receipt>("read", { conv, seq }, "ok");
     const c = this.convs.get(conv);
     if (c && r.seq > c.read_seq) {
       c.read_seq = r.seq;
@@ -846,7 +856,7 @@ export class Client {
 
   /** clear hides conv's history up to now for the user and returns its new state. */
   async clear(conv: string): Promise<Conversation> {
-    const r = await this.call<Conversation>("clear", { conv }, "ok");
+    const r = await this.ask<Conversation>("clear", { conv }, "ok");
     if (r.id === conv) {
       this.mergeConversation(r);
       this.seq.applyConversation(r, false);
@@ -856,7 +866,7 @@ export class Client {
 
   /** subscribe asks for users' presence to be pushed as "presence" events and returns their state; renewed after every reconnection. */
   async subscribe(users: string[]): Promise<Presence[]> {
-    const r = await this.call<{ presence: Presence[] }>("presence.subscribe", { users }, "ok");
+    const r = await this.ask<{ presence: Presence[] }>("presence.subscribe", { users }, "ok");
     for (const u of users) this.subs.add(u);
     return r.presence;
   }
@@ -864,7 +874,7 @@ export class Client {
   /** unsubscribe stops presence pushes for users; they are forgotten even if the request fails. */
   async unsubscribe(users: string[]): Promise<void> {
     for (const u of users) this.subs.delete(u);
-    await this.call<void>("presence.unsubscribe", { users }, "ok");
+    await this.ask<void>("presence.unsubscribe", { users }, "ok");
   }
 
   /**
@@ -874,7 +884,7 @@ export class Client {
    */
   async syncConversations(): Promise<Conversation[]> {
     for (;;) {
-      const r = await this.call<Conversations>("conversations", { since: this.syncVersion }, "conversations");
+      const r = await this.ask<Conversations>("conversations", { since: this.syncVersion }, "conversations");
       this.applySync(r, false);
       if (!r.more) break;
     }
@@ -892,9 +902,22 @@ export class Client {
     this.syncVersion = Math.max(this.syncVersion, r.version);
   }
 
+  /**
+   * call makes a REST request over the connection, as its user, and
+   * resolves with the reply's body: any route under /v1/ that a user token
+   * may call (friends, blocks, groups, conversation settings…), with path
+   * including its query string. A refusal is a ParleyError with the
+   * server's code; "disconnected" or "timeout" leave the outcome unknown.
+   * Use send for messages.
+   */
+  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    const r = await this.ask<CallResult>("call", body === undefined ? { method, path } : { method, path, body }, "result");
+    return r.body as T;
+  }
+
   /** ping measures a round trip and returns the server's clock (Unix ms). */
   async ping(): Promise<number> {
-    const r = await this.call<{ server_time: number }>("ping", undefined, "pong");
+    const r = await this.ask<{ server_time: number }>("ping", undefined, "pong");
     return r.server_time;
   }
 

@@ -22,6 +22,10 @@ export const Codes = {
   SlowConsumer: "slow_consumer",
   Unavailable: "unavailable",
   Internal: "internal",
+  Blocked: "blocked",
+  NotFriends: "not_friends",
+  GroupFull: "group_full",
+  Muted: "muted",
   // Kick codes.
   Replaced: "replaced",
   Policy: "policy",

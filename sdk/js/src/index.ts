@@ -12,6 +12,7 @@ export type {
   WebSocketLike,
 } from "./client.js";
 export { Codes, ParleyError, terminalKick } from "./errors.js";
+export { GroupEventType, SystemUser, describeGroupEvent, groupEventOf } from "./groups.js";
 export { Rest, httpBase } from "./rest.js";
 export type { FetchLike } from "./rest.js";
 export { Sequencer } from "./sequencer.js";

@@ -117,3 +117,43 @@ export interface User {
   created_at?: string;
   updated_at?: string;
 }
+
+/**
+ * GroupEvent is the content of a group event message: a system message
+ * (from "system", content type "group.event") that records a change to a
+ * group in its conversation. actor did it ("system" for the app server);
+ * users are those it was done to, and count says how many when there are
+ * more than users names.
+ */
+export interface GroupEvent {
+  event: "created" | "joined" | "left" | "kicked" | "role_changed" | "muted" | "unmuted" | "mute_all" | "info_changed" | "nickname" | "owner_changed" | "dismissed" | string;
+  actor: string;
+  users?: string[];
+  count?: number;
+  /** The new role, for role_changed. */
+  role?: string;
+  /** Until when (Unix ms; -1: until unmuted), for muted. */
+  muted_until?: number;
+  /** Whether the whole group is now muted, for mute_all. */
+  mute_all?: boolean;
+  /** The names of the fields changed, for info_changed. */
+  fields?: string[];
+  /** The group's name, for created and for info_changed when it was renamed. */
+  name?: string;
+  /** The new nickname, for nickname. */
+  nickname?: string;
+}
+
+
+/** Changed is a changed push: something the user keeps in step by version (scope; id names the group for group_members and group_requests) reached version. */
+export interface Changed {
+  scope: "friends" | "friend_requests" | "blocks" | "groups" | "group_members" | "group_requests" | string;
+  id?: string;
+  version: number;
+}
+
+/** CallResult is the reply to a call frame: the HTTP status and body REST would have answered. */
+export interface CallResult {
+  status: number;
+  body?: unknown;
+}

@@ -3,7 +3,7 @@
 // conversation, a push repeated) or only at scale (a paged list).
 import { test, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { Client, type Message, type WebSocketConstructor, type WebSocketLike } from "../src/index.js";
+import { Client, type Changed, type Message, type WebSocketConstructor, type WebSocketLike } from "../src/index.js";
 import { waitFor } from "./harness.js";
 
 // FakeSocket is a WebSocketLike whose server side is a function of the
@@ -131,4 +131,19 @@ test("a send by conversation id names conv in the frame", { timeout: 20000 }, as
   assert.equal(delivered[0].to, undefined);
   assert.equal(c.conversation("g:crew")?.kind, "group");
   assert.equal(c.conversation("g:crew")?.unread, 0);
+});
+
+test("changed pushes are emitted; malformed ones and unknown push types are ignored", { timeout: 20000 }, async () => {
+  const WebSocket = fakeServer((f) => (f.type === "conversations" ? [{ type: "conversations", id: f.id, data: { version: 1, conversations: [] } }] : []));
+  const c = await connect(WebSocket);
+  const got: Changed[] = [];
+  c.on("changed", (x) => got.push(x));
+  const sock = FakeSocket.last!;
+  sock.push({ type: "changed" });
+  sock.push({ type: "changed", data: { version: 3 } });
+  sock.push({ type: "something.new", data: { scope: "friends" } });
+  sock.push({ type: "changed", data: { scope: "group_members", id: "crew", version: 7 } });
+  await waitFor("the changed event", () => got.length >= 1);
+  assert.deepEqual(got, [{ scope: "group_members", id: "crew", version: 7 }]);
+  assert.equal(c.state, "connected");
 });

@@ -375,6 +375,10 @@ export class Client {
             case "conversation":
                 this.onConversationPush(f.data);
                 return;
+            case "changed":
+                if (f.data && typeof f.data.scope === "string")
+                    this.emit("changed", f.data);
+                return;
             case "kick":
                 cn.kick = f.data;
                 return;
@@ -522,9 +526,9 @@ export class Client {
             this.write(cn, frame);
         });
     }
-    // call sends a request on the current connection; it fails with
+    // ask sends a request on the current connection; it fails with
     // "disconnected" when none is up.
-    call(type, data, want, timeoutMs = 0) {
+    ask(type, data, want, timeoutMs = 0) {
         if (this.stopped)
             return Promise.reject(this.stopErr instanceof ParleyError ? this.stopErr : new ParleyError(Codes.Closed, "client stopped"));
         const cn = this.conn;
@@ -703,11 +707,11 @@ export class Client {
      * delivered as events.
      */
     pull(p) {
-        return this.call("pull", p, "messages");
+        return this.ask("pull", p, "messages");
     }
     /** markRead marks conv read up to seq and returns the receipt; the conversation's unread count follows. */
     async markRead(conv, seq) {
-        const r = await this.call("read", { conv, seq }, "ok");
+        const r = await this.ask("read", { conv, seq }, "ok");
         const c = this.convs.get(conv);
         if (c && r.seq > c.read_seq) {
             c.read_seq = r.seq;
@@ -718,7 +722,7 @@ export class Client {
     }
     /** clear hides conv's history up to now for the user and returns its new state. */
     async clear(conv) {
-        const r = await this.call("clear", { conv }, "ok");
+        const r = await this.ask("clear", { conv }, "ok");
         if (r.id === conv) {
             this.mergeConversation(r);
             this.seq.applyConversation(r, false);
@@ -727,7 +731,7 @@ export class Client {
     }
     /** subscribe asks for users' presence to be pushed as "presence" events and returns their state; renewed after every reconnection. */
     async subscribe(users) {
-        const r = await this.call("presence.subscribe", { users }, "ok");
+        const r = await this.ask("presence.subscribe", { users }, "ok");
         for (const u of users)
             this.subs.add(u);
         return r.presence;
@@ -736,7 +740,7 @@ export class Client {
     async unsubscribe(users) {
         for (const u of users)
             this.subs.delete(u);
-        await this.call("presence.unsubscribe", { users }, "ok");
+        await this.ask("presence.unsubscribe", { users }, "ok");
     }
     /**
      * syncConversations asks for the conversations changed since the last
@@ -745,7 +749,7 @@ export class Client {
      */
     async syncConversations() {
         for (;;) {
-            const r = await this.call("conversations", { since: this.syncVersion }, "conversations");
+            const r = await this.ask("conversations", { since: this.syncVersion }, "conversations");
             this.applySync(r, false);
             if (!r.more)
                 break;
@@ -762,9 +766,21 @@ export class Client {
         }
         this.syncVersion = Math.max(this.syncVersion, r.version);
     }
+    /**
+     * call makes a REST request over the connection, as its user, and
+     * resolves with the reply's body: any route under /v1/ that a user token
+     * may call (friends, blocks, groups, conversation settings…), with path
+     * including its query string. A refusal is a ParleyError with the
+     * server's code; "disconnected" or "timeout" leave the outcome unknown.
+     * Use send for messages.
+     */
+    async call(method, path, body) {
+        const r = await this.ask("call", body === undefined ? { method, path } : { method, path, body }, "result");
+        return r.body;
+    }
     /** ping measures a round trip and returns the server's clock (Unix ms). */
     async ping() {
-        const r = await this.call("ping", undefined, "pong");
+        const r = await this.ask("ping", undefined, "pong");
         return r.server_time;
     }
     /** pendingSends returns the cids of sends not yet acknowledged. */
