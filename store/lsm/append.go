@@ -156,7 +156,7 @@ func (a *appender) append(m *store.NewMessage, version int64) (store.AppendResul
 	if m.ClientID != "" {
 		key := clientKey(m.Sender, m.ClientID)
 		a.b.Set(key, enc(nil).str(msg.Conversation).int(msg.Seq), nil)
-		a.l.filter.add(key) // a failed commit leaves it behind: a false positive, harmless
+		a.l.rememberClientKey(key) // a failed commit leaves it behind: a false positive, harmless
 		a.originals[ref] = msg
 	}
 	if h.kind == conversation.Direct {
@@ -175,7 +175,7 @@ func (a *appender) append(m *store.NewMessage, version int64) (store.AppendResul
 // original looks up the message a client ID was used for before this batch.
 func (a *appender) original(ref clientRef) (store.Message, bool, error) {
 	key := clientKey(ref.sender, ref.clientID)
-	if a.l.filter.absent(key) {
+	if a.l.clientKeyAbsent(key) {
 		return store.Message{}, false, nil
 	}
 	var conv string

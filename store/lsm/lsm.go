@@ -72,12 +72,13 @@ type Log struct {
 	db    *pebble.DB
 	write *pebble.WriteOptions
 
-	mu      sync.Mutex // serialises writes; guards the fields below
-	version int64      // the last version taken
-	heads   map[string]*head
-	maxHead int
-	filter  *clientFilter // replaced, when it is full, by a bigger one
-	closed  bool
+	mu       sync.Mutex // serialises writes; guards the fields below
+	version  int64      // the last version taken
+	heads    map[string]*head
+	maxHead  int
+	filter   *clientFilter // replaced, when it is full, by a bigger one
+	outgrown *clientFilter // the filter replaced, until its successor is filled
+	closed   bool
 
 	stopFill chan struct{}  // closed by Close: background filter fills end
 	fills    sync.WaitGroup // the filter fills running
@@ -134,6 +135,9 @@ func Open(dir string, opts Options) (*Log, error) {
 func (l *Log) startFilterLocked(capacity int) {
 	f := newClientFilter(capacity)
 	snap := l.db.NewSnapshot()
+	if l.filter != nil && l.filter.ready.Load() {
+		l.outgrown = l.filter
+	}
 	l.filter = f
 	l.fills.Go(func() {
 		if err := f.fill(snap, l.stopFill); err != nil {
@@ -141,6 +145,25 @@ func (l *Log) startFilterLocked(capacity int) {
 			quietLogger{}.Errorf("lsm: fill the client-id filter: %v", err)
 		}
 	})
+}
+
+// rememberClientKey adds a client-id key the writer stores to the filters.
+// The caller holds l.mu.
+func (l *Log) rememberClientKey(key []byte) {
+	l.filter.add(key)
+	if l.outgrown != nil {
+		l.outgrown.add(key)
+	}
+}
+
+// clientKeyAbsent reports whether a client-id key is surely not stored.
+// The caller holds l.mu.
+func (l *Log) clientKeyAbsent(key []byte) bool {
+	if l.filter.ready.Load() {
+		l.outgrown = nil // its successor is filled
+		return l.filter.absent(key)
+	}
+	return l.outgrown != nil && l.outgrown.absent(key)
 }
 
 // Close flushes the memtable and closes the database. It is idempotent.
