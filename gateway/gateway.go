@@ -31,7 +31,6 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -412,11 +411,6 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 	return p.r.Read(b)
 }
 
-// handle answers one client frame.
-// sendPrefix is how a send frame begins when its type comes first, as the
-// SDKs write it.
-var sendPrefix = []byte(`{"type":"send",`)
-
 // send hands a send frame's message to the message service; the ack, or the
 // error, answers request id.
 func (g *Gateway) send(c *conn, id string, s *protocol.Send) {
@@ -428,25 +422,18 @@ func (g *Gateway) send(c *conn, id string, s *protocol.Send) {
 	})
 }
 
+// handle answers one client frame.
 func (g *Gateway) handle(c *conn, payload []byte) {
 	if !utf8.Valid(payload) {
 		c.sendError("", protocol.Errorf(protocol.CodeInvalidUTF8, "frame is not valid UTF-8"))
 		return
 	}
-	if bytes.HasPrefix(payload, sendPrefix) {
-		// The hot frame, as SDKs write it: decode envelope and payload in
-		// one pass. Anything unusual takes the general path below, which
-		// also words the errors.
-		var sf struct {
-			Type string         `json:"type"`
-			ID   string         `json:"id"`
-			Data *protocol.Send `json:"data"`
-		}
-		if json.Unmarshal(payload, &sf) == nil && sf.Type == protocol.TypeSend && sf.Data != nil {
-			metrics.FramesIn.WithLabelValues(protocol.TypeSend).Inc()
-			g.send(c, sf.ID, sf.Data)
-			return
-		}
+	if id, sf, ok := protocol.ParseSendFrame(payload); ok {
+		// The hot frame, as the SDKs write it. Anything unusual takes the
+		// general path below, which also words the errors.
+		metrics.FramesIn.WithLabelValues(protocol.TypeSend).Inc()
+		g.send(c, id, &sf)
+		return
 	}
 	var f protocol.Frame
 	if err := json.Unmarshal(payload, &f); err != nil || f.Type == "" {
