@@ -209,12 +209,13 @@ func need(p party, rank int, what string) error {
 	return protocol.Errorf(protocol.CodeForbidden, "only the app server may %s", what)
 }
 
-// live refuses changes to a dismissed group.
-func live(info store.GroupInfo) error {
-	if info.Dismissed {
-		return protocol.Errorf(protocol.CodeForbidden, "the group was dismissed")
+// liveGroup is group for a change: a dismissed group changes no more.
+func (s *Service) liveGroup(ctx context.Context, a Actor, id string) (store.GroupInfo, party, error) {
+	info, p, err := s.group(ctx, a, id)
+	if err == nil && info.Dismissed {
+		err = protocol.Errorf(protocol.CodeForbidden, "the group was dismissed")
 	}
-	return nil
+	return info, p, err
 }
 
 // Create creates a group with its first members. A user creating a group
@@ -320,11 +321,8 @@ func (s *Service) Get(ctx context.Context, a Actor, id string) (protocol.Group, 
 func (s *Service) Update(ctx context.Context, a Actor, id string, up protocol.GroupUpdate) (protocol.Group, error) {
 	conv := conversation.GroupID(id)
 	defer s.lock(conv)()
-	info, p, err := s.group(ctx, a, id)
+	info, p, err := s.liveGroup(ctx, a, id)
 	if err != nil {
-		return protocol.Group{}, err
-	}
-	if err := live(info); err != nil {
 		return protocol.Group{}, err
 	}
 	if err := need(p, rankAdmin, "change the group"); err != nil {
@@ -481,11 +479,8 @@ func checkPolicies(info *store.GroupInfo) error {
 func (s *Service) Dismiss(ctx context.Context, a Actor, id string) error {
 	conv := conversation.GroupID(id)
 	defer s.lock(conv)()
-	info, p, err := s.group(ctx, a, id)
+	_, p, err := s.liveGroup(ctx, a, id)
 	if err != nil {
-		return err
-	}
-	if err := live(info); err != nil {
 		return err
 	}
 	if err := need(p, rankOwner, "dismiss the group"); err != nil {
@@ -519,11 +514,8 @@ func (s *Service) Dismiss(ctx context.Context, a Actor, id string) error {
 func (s *Service) Invite(ctx context.Context, a Actor, id string, ch protocol.MemberChange) ([]protocol.GroupMember, error) {
 	conv := conversation.GroupID(id)
 	defer s.lock(conv)()
-	info, p, err := s.group(ctx, a, id)
+	info, p, err := s.liveGroup(ctx, a, id)
 	if err != nil {
-		return nil, err
-	}
-	if err := live(info); err != nil {
 		return nil, err
 	}
 	rank := rankAdmin
@@ -589,11 +581,8 @@ func (s *Service) join(ctx context.Context, conv string, users []string, fullHis
 func (s *Service) Remove(ctx context.Context, a Actor, id, user string) error {
 	conv := conversation.GroupID(id)
 	defer s.lock(conv)()
-	info, p, err := s.group(ctx, a, id)
+	_, p, err := s.liveGroup(ctx, a, id)
 	if err != nil {
-		return err
-	}
-	if err := live(info); err != nil {
 		return err
 	}
 	if !a.App && user == a.User {
@@ -671,11 +660,8 @@ func (s *Service) member(ctx context.Context, id, user string) (store.GroupMembe
 func (s *Service) UpdateMember(ctx context.Context, a Actor, id, user string, up protocol.MemberUpdate) (protocol.GroupMember, error) {
 	conv := conversation.GroupID(id)
 	defer s.lock(conv)()
-	info, p, err := s.group(ctx, a, id)
+	_, p, err := s.liveGroup(ctx, a, id)
 	if err != nil {
-		return protocol.GroupMember{}, err
-	}
-	if err := live(info); err != nil {
 		return protocol.GroupMember{}, err
 	}
 	if err := need(p, rankMember, "change members"); err != nil {
@@ -760,11 +746,8 @@ func (s *Service) UpdateMember(ctx context.Context, a Actor, id, user string, up
 func (s *Service) Transfer(ctx context.Context, a Actor, id, to string) (protocol.Group, error) {
 	conv := conversation.GroupID(id)
 	defer s.lock(conv)()
-	info, p, err := s.group(ctx, a, id)
+	info, p, err := s.liveGroup(ctx, a, id)
 	if err != nil {
-		return protocol.Group{}, err
-	}
-	if err := live(info); err != nil {
 		return protocol.Group{}, err
 	}
 	if err := need(p, rankOwner, "transfer the ownership"); err != nil {
@@ -905,11 +888,8 @@ func (s *Service) Requests(ctx context.Context, a Actor, id string) (protocol.Jo
 func (s *Service) Answer(ctx context.Context, a Actor, id, user string, accept bool) (protocol.JoinRequest, error) {
 	conv := conversation.GroupID(id)
 	defer s.lock(conv)()
-	info, p, err := s.group(ctx, a, id)
+	info, p, err := s.liveGroup(ctx, a, id)
 	if err != nil {
-		return protocol.JoinRequest{}, err
-	}
-	if err := live(info); err != nil {
 		return protocol.JoinRequest{}, err
 	}
 	if err := need(p, rankAdmin, "answer join requests"); err != nil {

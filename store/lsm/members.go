@@ -318,14 +318,7 @@ func (l *Log) ClearHistory(ctx context.Context, user, conv string) (store.Member
 func (l *Log) updateMember(ctx context.Context, op, user, conv string, toPeer bool, change func(store.Member) (readSeq, minSeq int64)) (store.Member, error) {
 	var out store.Member
 	err := l.commitWrite(ctx, op, conv, func(b *pebble.Batch, version int64) (bool, *head, error) {
-		rec, found, err := memberOf(l.db, user, conv)
-		if err != nil {
-			return false, nil, err
-		}
-		if !found {
-			return false, nil, store.ErrNotFound
-		}
-		m, err := l.memberView(l.db, user, conv, &rec)
+		rec, m, err := l.memberForUpdate(user, conv)
 		if err != nil {
 			return false, nil, err
 		}
@@ -356,4 +349,18 @@ func (l *Log) updateMember(ctx context.Context, op, user, conv string, toPeer bo
 		return store.Member{}, err
 	}
 	return out, nil
+}
+
+// memberForUpdate reads a member's record and view for a change; the
+// caller holds l.mu. ErrNotFound if the user never was a member.
+func (l *Log) memberForUpdate(user, conv string) (member, store.Member, error) {
+	rec, found, err := memberOf(l.db, user, conv)
+	if err == nil && !found {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return member{}, store.Member{}, err
+	}
+	m, err := l.memberView(l.db, user, conv, &rec)
+	return rec, m, err
 }

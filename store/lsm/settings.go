@@ -13,14 +13,7 @@ import (
 func (l *Log) UpdateSettings(ctx context.Context, user, conv string, c store.SettingsChange) (store.Member, error) {
 	var out store.Member
 	err := l.commitWrite(ctx, "update settings", conv, func(b *pebble.Batch, version int64) (bool, *head, error) {
-		rec, found, err := memberOf(l.db, user, conv)
-		if err != nil {
-			return false, nil, err
-		}
-		if !found {
-			return false, nil, store.ErrNotFound
-		}
-		m, err := l.memberView(l.db, user, conv, &rec)
+		rec, m, err := l.memberForUpdate(user, conv)
 		if err != nil {
 			return false, nil, err
 		}
