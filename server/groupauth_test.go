@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleyim/parley/protocol"
+
 	"github.com/parleyim/parley/parleytest"
 )
 
@@ -24,7 +26,8 @@ var roleNames = []string{"outsider", "member", "admin", "owner", "app admin"}
 
 // TestGroupPermissionTable tries every action that changes a group or reads
 // its members or history as each role, on a fresh group each time, and
-// checks the status against the table in docs/protocol.md. In every group
+// checks the status against the table in docs/protocol.md: users over
+// their WebSocket connections, the app server over REST. In every group
 // olga owns, adam and ada are admins, mia and max are members, otto is an
 // outsider and nina has asked to join. The member actor is max, the admin
 // actor adam.
@@ -34,7 +37,32 @@ func TestGroupPermissionTable(t *testing.T) {
 	for _, u := range []string{"olga", "adam", "ada", "mia", "max", "otto", "nina"} {
 		tok[u] = s.User(t, u, "web", "w1")
 	}
-	actors := []string{tok["otto"], tok["max"], tok["adam"], tok["olga"], parleytest.AdminKey}
+	// Users act over their WebSocket connections with call frames; the
+	// app server over REST with the admin key.
+	conns := map[int]*parleytest.Conn{}
+	for role, u := range []string{"otto", "max", "adam", "olga"} {
+		conns[role], _ = parleytest.Dial(t, s.WSURL, tok[u])
+	}
+	do := func(t *testing.T, role int, method, path, body string) (int, []byte) {
+		if role == asApp {
+			return doHTTP(t, s, method, path, parleytest.AdminKey, body)
+		}
+		c := protocol.Call{Method: method, Path: path}
+		if body != "" {
+			c.Body = json.RawMessage(body)
+		}
+		conn := conns[role]
+		conn.Request(t, protocol.TypeCall, "t", c)
+		f := reply(t, conn)
+		if f.Error != nil {
+			return f.Error.Code.HTTPStatus(), []byte(f.Error.Error())
+		}
+		var res protocol.CallResult
+		if err := json.Unmarshal(f.Data, &res); err != nil {
+			t.Fatal(err)
+		}
+		return res.Status, res.Body
+	}
 
 	n := 0
 	newGroup := func(t *testing.T) string {
@@ -92,7 +120,7 @@ func TestGroupPermissionTable(t *testing.T) {
 				if strings.Contains(body, "%s") {
 					body = fmt.Sprintf(body, id)
 				}
-				status, resp := doHTTP(t, s, row.method, path, actors[role], body)
+				status, resp := do(t, role, row.method, path, body)
 				if status != want {
 					t.Errorf("%s %s as %s: %d %s, want %d", row.method, path, roleNames[role], status, resp, want)
 				}
