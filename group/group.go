@@ -176,6 +176,14 @@ func (s *Service) group(ctx context.Context, a Actor, id string) (store.GroupInf
 	if err != nil {
 		return store.GroupInfo{}, party{}, fmt.Errorf("group: read %s: %w", id, err)
 	}
+	// A group made before groups had info (an upgraded data directory)
+	// was managed by the app server alone: by invitation, the server's
+	// maximum size.
+	info.JoinPolicy = or(info.JoinPolicy, protocol.JoinInvite)
+	info.InvitePolicy = or(info.InvitePolicy, protocol.InviteAdmins)
+	if info.MaxMembers == 0 {
+		info.MaxMembers = s.cfg.MaxMembers
+	}
 	p := party{Actor: a}
 	if !a.App {
 		e, err := s.store.GroupMember(ctx, conv, a.User)

@@ -90,6 +90,63 @@ func decodeJoinRequest(d *dec, conv, user string) store.JoinRequest {
 	return r
 }
 
+// upgradeRosters gives the groups of a log written before rosters existed
+// a roster: each current member (from the audience keys) as a member who
+// joined when the group was created. Such a group has no info record and
+// reads as one with default info. The caller holds l.mu.
+func (l *Log) upgradeRosters() error {
+	prefix := headKey(conversation.GroupPrefix)
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	b := l.db.NewBatch()
+	defer b.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		conv := string(it.Key()[1:])
+		var h head
+		d := &dec{b: it.Value()}
+		h.decode(d)
+		if d.err != nil {
+			return fmt.Errorf("%w: head of %s", d.err, conv)
+		}
+		has, err := hasPrefix(l.db, rosterPrefix(conv))
+		if err != nil || has {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		users, err := l.ConversationMembers(context.Background(), conv)
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			m := store.GroupMember{User: u, Role: "member", JoinedAt: time.UnixMilli(h.created).UTC(), Version: l.version}
+			b.Set(rosterKey(conv, u), encodeRoster(&m), nil)
+			b.Set(rosterIndexKey(conv, m.Version, u), nil, nil)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if b.Empty() {
+		return nil
+	}
+	return b.Commit(l.write)
+}
+
+// hasPrefix reports whether any key begins with prefix.
+func hasPrefix(db iterable, prefix []byte) (bool, error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return false, err
+	}
+	defer it.Close()
+	return it.First(), it.Error()
+}
+
 // CreateGroup creates a group conversation with its info and first members.
 func (l *Log) CreateGroup(ctx context.Context, info store.GroupInfo, members []store.GroupMember) (int64, error) {
 	var out int64

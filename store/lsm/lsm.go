@@ -124,8 +124,13 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	l.version = v
 	l.mu.Lock()
+	err = l.upgradeRosters()
 	l.startFilterLocked(minCapacity)
 	l.mu.Unlock()
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("lsm: give old groups a roster: %w", err)
+	}
 	return l, nil
 }
 
