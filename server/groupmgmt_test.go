@@ -269,8 +269,9 @@ func TestGroupLifeOverWebSocket(t *testing.T) {
 	}
 }
 
-// TestGroupManagementBadInput checks every refusal a group change can meet:
-// a stable code, and nothing changed.
+// TestGroupManagementBadInput checks every refusal a group change can meet,
+// over REST and, for users, over their WebSocket connections: a stable
+// code, and nothing changed.
 func TestGroupManagementBadInput(t *testing.T) {
 	s := parleytest.NewServer(t, nil)
 	olga := s.User(t, "olga", "web", "w1")
@@ -319,6 +320,19 @@ func TestGroupManagementBadInput(t *testing.T) {
 			var e protocol.ErrorBody
 			if status != tt.status || json.Unmarshal(body, &e) != nil || e.Error == nil || e.Error.Code != tt.code {
 				t.Errorf("%s %s: %d %s, want %d %s", tt.method, tt.path, status, body, tt.status, tt.code)
+			}
+			if tt.cred != parleytest.AdminKey {
+				// The same from the user's device, with a call frame.
+				conn, _ := parleytest.Dial(t, s.WSURL, tt.cred)
+				c := protocol.Call{Method: tt.method, Path: tt.path}
+				if tt.body != "" {
+					c.Body = json.RawMessage(tt.body)
+				}
+				conn.Request(t, protocol.TypeCall, "bad", c)
+				if f := reply(t, conn); f.Error == nil || f.Error.Code != tt.code {
+					t.Errorf("call %s %s: %s %s %v, want %s", tt.method, tt.path, f.Type, f.Data, f.Error, tt.code)
+				}
+				conn.Close()
 			}
 			var after protocol.Group
 			getJSON(t, s, "/v1/groups/small", &after)
