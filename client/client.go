@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -294,23 +293,18 @@ func (c *Client) read(cn *conn) {
 	close(cn.done)
 }
 
-// messagePrefix starts a message push encoded as protocol.Frame is.
-var messagePrefix = []byte(`{"type":"message","data":`)
-
 // handle dispatches one incoming frame. An error means the server sent
 // something undecodable, and the connection is given up.
 func (c *Client) handle(cn *conn, f *inFrame, p []byte) error {
-	if bytes.HasPrefix(p, messagePrefix) {
-		// The hot path: a pushed message, as the server encodes it,
-		// decoded in one pass instead of frame then data. Anything
-		// unexpected takes the general path.
-		var push struct {
-			Data protocol.Message `json:"data"`
-		}
-		if json.Unmarshal(p, &push) == nil {
-			c.d.offer(push.Data)
-			return nil
-		}
+	// The hot frames, as the server writes them, without encoding/json;
+	// anything else takes the general path.
+	if m, ok := protocol.ParseMessagePush(p); ok {
+		c.d.offer(m)
+		return nil
+	}
+	if id, ack, ok := protocol.ParseAckFrame(p); ok {
+		c.completeAck(id, ack)
+		return nil
 	}
 	f.reset()
 	if err := json.Unmarshal(p, f); err != nil {

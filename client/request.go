@@ -76,10 +76,7 @@ func (c *Client) release(cl *call, answered bool) {
 // complete hands a reply frame to the call waiting for it. It runs on the
 // reader goroutine.
 func (c *Client) complete(f *inFrame) {
-	c.mu.Lock()
-	cl := c.pending[f.ID]
-	delete(c.pending, f.ID)
-	c.mu.Unlock()
+	cl := c.take(f.ID)
 	if cl == nil {
 		return // a heartbeat pong, or a request given up on
 	}
@@ -93,6 +90,36 @@ func (c *Client) complete(f *inFrame) {
 			cl.err = fmt.Errorf("decode %s reply: %w", f.Type, err)
 		}
 	}
+	c.answered(cl)
+}
+
+// completeAck hands an ack, read by the fast path, to the send waiting
+// for it. It runs on the reader goroutine.
+func (c *Client) completeAck(id string, a protocol.Ack) {
+	cl := c.take(id)
+	if cl == nil {
+		return
+	}
+	if out, ok := cl.out.(*protocol.Ack); ok && cl.want == protocol.TypeAck {
+		*out = a
+	} else {
+		cl.err = fmt.Errorf("got a %q reply, want %q", protocol.TypeAck, cl.want)
+	}
+	c.answered(cl)
+}
+
+// take removes the call waiting for reply id and returns it, or nil.
+func (c *Client) take(id string) *call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl := c.pending[id]
+	delete(c.pending, id)
+	return cl
+}
+
+// answered gives cl back to its caller, after delivering a sent message to
+// OnMessage once its ack came.
+func (c *Client) answered(cl *call) {
 	if cl.send && cl.err == nil {
 		c.d.offer(protocol.Message{
 			Conversation: cl.ack.Conversation,

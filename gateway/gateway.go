@@ -418,7 +418,11 @@ func (g *Gateway) send(c *conn, id string, s *protocol.Send) {
 		From: c.user, To: s.To, Conversation: s.Conversation, ClientID: s.ClientID,
 		ContentType: s.ContentType, Content: s.Content, Origin: c.origin(),
 	}, func(ack protocol.Ack, err error) {
-		c.reply(id, protocol.TypeAck, ack, err)
+		if err != nil {
+			c.sendError(id, err)
+			return
+		}
+		c.enqueue(protocol.AppendAckFrame(nil, id, &ack), opText)
 	})
 }
 

@@ -254,9 +254,10 @@ Flags:
 
 // cli is what Main's arguments ask for.
 type cli struct {
-	cfg   Config
-	json  bool // print the summary as JSON
-	child bool // run as a child process, reading the job from stdin
+	cfg        Config
+	json       bool   // print the summary as JSON
+	child      bool   // run as a child process, reading the job from stdin
+	cpuProfile string // write the load generator's own CPU profile here
 }
 
 // parseFlags parses Main's arguments. -help yields flag.ErrHelp after
@@ -293,6 +294,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (cl
 	fs.Float64Var(&c.ConnectRate, "connect-rate", 1000, "connections per `second` while ramping up; 0 is unlimited")
 	fs.BoolVar(&l.json, "json", false, "print the summary as JSON")
 	fs.BoolVar(&l.child, "child", false, "run as a child process (internal)")
+	fs.StringVar(&l.cpuProfile, "cpuprofile", "", "write this process's CPU profile to `file` (the load generator's own cost; with -procs 1 it holds every connection)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.VisitAll(func(f *flag.Flag) {

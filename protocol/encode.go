@@ -61,6 +61,27 @@ func AppendMessagePush(dst []byte, m *Message) []byte {
 	return append(dst, "}}"...)
 }
 
+// AppendAckFrame appends the ack frame answering send request id, as
+// Marshal of the frame would write it; ParseAckFrame reads it back.
+func AppendAckFrame(dst []byte, id string, a *Ack) []byte {
+	dst = append(dst, `{"type":"ack","id":`...)
+	dst = AppendString(dst, id)
+	dst = append(dst, `,"data":{"cid":`...)
+	dst = AppendString(dst, a.ClientID)
+	dst = append(dst, `,"conv":`...)
+	dst = AppendString(dst, a.Conversation)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendInt(dst, a.Seq, 10)
+	dst = append(dst, `,"sid":`...)
+	dst = AppendString(dst, a.ServerID)
+	dst = append(dst, `,"ts":`...)
+	dst = strconv.AppendInt(dst, a.Time, 10)
+	if a.Duplicate {
+		dst = append(dst, `,"dup":true`...)
+	}
+	return append(dst, "}}"...)
+}
+
 // AppendString appends s as a JSON string, as Marshal writes it. Encoders
 // written by hand for hot frames (the message push here, the SDK's send)
 // use it for their strings.
