@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -34,6 +35,7 @@ func encoder(w io.Writer) *json.Encoder {
 // committed message is encoded once on the hot path. m.Content must be
 // compact JSON, as the server stores it.
 func AppendMessagePush(dst []byte, m *Message) []byte {
+	dst = slices.Grow(dst, 112+len(m.Conversation)+len(m.ServerID)+len(m.ClientID)+len(m.From)+len(m.To)+len(m.ContentType)+len(m.Content))
 	dst = append(dst, `{"type":"message","data":{"conv":`...)
 	dst = AppendString(dst, m.Conversation)
 	dst = append(dst, `,"seq":`...)
@@ -64,6 +66,7 @@ func AppendMessagePush(dst []byte, m *Message) []byte {
 // AppendAckFrame appends the ack frame answering send request id, as
 // Marshal of the frame would write it; ParseAckFrame reads it back.
 func AppendAckFrame(dst []byte, id string, a *Ack) []byte {
+	dst = slices.Grow(dst, 96+len(id)+len(a.ClientID)+len(a.Conversation)+len(a.ServerID))
 	dst = append(dst, `{"type":"ack","id":`...)
 	dst = AppendString(dst, id)
 	dst = append(dst, `,"data":{"cid":`...)

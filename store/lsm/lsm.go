@@ -249,7 +249,7 @@ type head struct {
 }
 
 func (h *head) encode() []byte {
-	return enc(nil).str(h.kind).int(h.maxSeq).int(h.version).int(h.created).int(int64(h.members)).
+	return enc(make([]byte, 0, 64+len(h.lo)+len(h.hi))).str(h.kind).int(h.maxSeq).int(h.version).int(h.created).int(int64(h.members)).
 		str(h.lo).str(h.hi).int(h.lastSentLo).int(h.lastSentHi)
 }
 
@@ -283,7 +283,7 @@ type member struct {
 // encode writes the settings after the fields records had before settings
 // existed, and only when there are any: such a record is what it was.
 func (m *member) encode() []byte {
-	e := enc(nil).int(m.readSeq).int(m.minSeq).int(m.version).bool(m.left).int(m.leftSeq)
+	e := enc(make([]byte, 0, 32)).int(m.readSeq).int(m.minSeq).int(m.version).bool(m.left).int(m.leftSeq)
 	if s := &m.settings; *s != (store.Settings{}) {
 		e = e.bool(s.Pinned).int(s.MutedUntil).int(s.UnhideSeq).str(s.Draft).int(s.DraftTime)
 	}
@@ -298,7 +298,8 @@ func (m *member) decode(d *dec) {
 }
 
 func encodeMessage(m *store.Message) []byte {
-	return enc(nil).str(m.ServerID).str(m.ClientID).str(m.Sender).str(m.Recipient).str(m.ContentType).
+	size := 32 + len(m.ServerID) + len(m.ClientID) + len(m.Sender) + len(m.Recipient) + len(m.ContentType) + len(m.Content)
+	return enc(make([]byte, 0, size)).str(m.ServerID).str(m.ClientID).str(m.Sender).str(m.Recipient).str(m.ContentType).
 		int(m.Time.UnixMilli()).bytes(m.Content)
 }
 
