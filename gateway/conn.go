@@ -75,7 +75,10 @@ type conn struct {
 	queue   []outFrame // guarded by mu
 	queued  int        // bytes in queue; guarded by mu
 	writing bool       // a write goroutine is running; guarded by mu
-	state   connState  // guarded by mu
+	// writeDeadline is the socket's write deadline, unix nanoseconds;
+	// guarded by mu.
+	writeDeadline int64
+	state         connState // guarded by mu
 
 	pollMu sync.Mutex // see Lifecycle
 }
@@ -223,7 +226,14 @@ func (c *conn) writeLoop() {
 			}
 			return
 		}
-		c.nc.SetWriteDeadline(time.Now().Add(c.gw.cfg.WriteTimeout))
+		// A blocked write gives up after 7/8 to all of WriteTimeout: the
+		// deadline is moved on only when less than 7/8 of it is left,
+		// which saves resetting the socket's timer for every batch.
+		if now, timeout := time.Now(), c.gw.cfg.WriteTimeout; time.Duration(c.writeDeadline-now.UnixNano()) < timeout-timeout/8 {
+			deadline := now.Add(timeout)
+			c.writeDeadline = deadline.UnixNano()
+			c.nc.SetWriteDeadline(deadline)
+		}
 		c.mu.Unlock()
 
 		headers, bufs = headers[:0], bufs[:0]
