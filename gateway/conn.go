@@ -116,25 +116,58 @@ func (c *conn) enqueue(payload []byte, op ws.OpCode) bool {
 
 // enqueueFrame is enqueue of a frame that may carry a shared compressed form.
 func (c *conn) enqueueFrame(f outFrame) bool {
-	payload := f.payload
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.queueLocked(f) {
+		return false
+	}
+	c.startWriterLocked()
+	return true
+}
+
+// queueLocked appends f to the outbound queue, or closes the connection as
+// a slow consumer when the queue is over its limits. It reports whether f
+// was queued. Callers hold mu.
+func (c *conn) queueLocked(f outFrame) bool {
 	if c.state != stateOpen {
-		c.mu.Unlock()
 		return false
 	}
 	cfg := &c.gw.cfg
-	if len(c.queue) >= cfg.QueueFrames || c.queued+len(payload) > cfg.QueueBytes {
+	if len(c.queue) >= cfg.QueueFrames || c.queued+len(f.payload) > cfg.QueueBytes {
 		c.abortLocked()
-		c.mu.Unlock()
 		metrics.SlowConsumers.Inc()
 		metrics.Kicks.WithLabelValues(string(protocol.CodeKickSlowClient)).Inc()
 		c.gw.log.Info("closing slow consumer", "user", c.user, "device", c.device)
 		return false
 	}
 	c.queue = append(c.queue, f)
-	c.queued += len(payload)
-	c.startWriterLocked()
-	c.mu.Unlock()
+	c.queued += len(f.payload)
+	return true
+}
+
+// enqueueDeferred is enqueueFrame without starting the write goroutine:
+// it reports whether the frame was queued with none running, in which case
+// the caller starts one later (claimWriter). Until then the frame waits;
+// any other frame queued meanwhile starts the writer, which writes both.
+func (c *conn) enqueueDeferred(f outFrame) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.queueLocked(f) {
+		return false
+	}
+	return !c.writing
+}
+
+// claimWriter marks the write goroutine as running, for a caller about to
+// run writeLoop, unless one runs already or the connection is down.
+func (c *conn) claimWriter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writing || c.state == stateDown {
+		return false
+	}
+	c.writing = true
+	c.gw.workers.Add(1)
 	return true
 }
 

@@ -30,7 +30,12 @@ type Hub struct {
 	policy string
 	seed   maphash.Seed
 	shards [hubShards]hubShard
+	// bulk holds a slot for each write goroutine DeliverBulk started.
+	bulk chan struct{}
 }
+
+// BulkWriters is the most write goroutines DeliverBulk runs at once.
+const BulkWriters = 16
 
 type hubShard struct {
 	mu    sync.RWMutex
@@ -42,7 +47,7 @@ func NewHub(policy string) *Hub {
 	if policy == "" {
 		policy = PolicyAll
 	}
-	h := &Hub{policy: policy, seed: maphash.MakeSeed()}
+	h := &Hub{policy: policy, seed: maphash.MakeSeed(), bulk: make(chan struct{}, BulkWriters)}
 	for i := range h.shards {
 		h.shards[i].users = make(map[string][]*conn)
 	}
@@ -119,6 +124,53 @@ func (h *Hub) Deliver(users []string, frame []byte, except router.Device) {
 			c.enqueueFrame(f)
 		}
 		s.mu.RUnlock()
+	}
+}
+
+// DeliverBulk queues frame like Deliver, but writes to the connections
+// that need a writer with at most BulkWriters goroutines at a time, each
+// taking a share of them in turn, and blocks until a slot is free. A
+// connection whose writer another frame started meanwhile (an ack, say)
+// needs none.
+//
+// With a goroutine started per connection, a 10,000-member group message
+// made 10,000 goroutines runnable at once, and every ack and one-to-one
+// message queued behind them: one-to-one latency went from 1 ms to 1.8 s
+// during a burst into such a group.
+func (h *Hub) DeliverBulk(users []string, frame []byte, except router.Device) {
+	f := outFrame{payload: frame, op: opText}
+	var idle []*conn
+	for _, u := range users {
+		s := h.shard(u)
+		s.mu.RLock()
+		for _, c := range s.users[u] {
+			if c.device == except.Device && u == except.User {
+				continue
+			}
+			if c.deflate && f.shared == nil {
+				f.shared = new(sharedDeflate)
+			}
+			if c.enqueueDeferred(f) {
+				idle = append(idle, c)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	// Each write goroutine takes a share of the connections and writes
+	// them one after the other.
+	share := (len(idle) + BulkWriters - 1) / BulkWriters
+	for len(idle) > 0 {
+		part := idle[:min(share, len(idle))]
+		idle = idle[len(part):]
+		h.bulk <- struct{}{}
+		go func() {
+			defer func() { <-h.bulk }()
+			for _, c := range part {
+				if c.claimWriter() {
+					c.writeLoop()
+				}
+			}
+		}()
 	}
 }
 

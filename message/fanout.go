@@ -35,7 +35,7 @@ func (s *Service) startFanout() {
 		s.workers[i] = w
 		s.workWG.Go(func() {
 			for t := range w.queue {
-				s.router.Deliver(t.users, t.frame, t.except)
+				s.router.DeliverBulk(t.users, t.frame, t.except)
 				if len(w.queue) == 0 {
 					s.catchUp(i, w)
 				}
@@ -132,6 +132,6 @@ func (s *Service) catchUp(i int, w *fanoutWorker) {
 			continue
 		}
 		wire := toWire(msgs[0])
-		s.router.Deliver(members.parts[i], protocol.AppendMessagePush(nil, &wire), router.Device{})
+		s.router.DeliverBulk(members.parts[i], protocol.AppendMessagePush(nil, &wire), router.Device{})
 	}
 }

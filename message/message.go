@@ -14,9 +14,11 @@
 // fan-out workers, while the committer already commits the next batch.
 // Batches are delivered in commit order.
 //
-// A one-to-one message is delivered by the delivery goroutine itself (the
-// Router never blocks). A group message goes to a fixed set of fan-out
-// workers, each with a bounded queue; a user always maps to the same
+// A one-to-one message is delivered by the delivery goroutine itself
+// (Router.Deliver never blocks). A group message goes to a fixed set of
+// fan-out workers, each with a bounded queue, which hand it to
+// Router.DeliverBulk (it writes with a bounded number of goroutines, and a
+// worker may wait for one); a user always maps to the same
 // worker, so a user's frames keep their commit order, and a group message is
 // split by worker up front (the audience cache keeps each group's members
 // split), so a large group spreads over all the workers. A full worker queue

@@ -59,6 +59,10 @@ type recordingFanout struct {
 	except []router.Device
 }
 
+func (r *recordingFanout) DeliverBulk(users []string, frame []byte, except router.Device) {
+	r.Deliver(users, frame, except)
+}
+
 func (r *recordingFanout) Deliver(users []string, frame []byte, except router.Device) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -240,6 +244,10 @@ func (l *eventLog) add(e string) {
 	l.events = append(l.events, e)
 }
 
+func (r *eventRouter) DeliverBulk(users []string, frame []byte, except router.Device) {
+	r.Deliver(users, frame, except)
+}
+
 func (r *eventRouter) Deliver(users []string, frame []byte, except router.Device) {
 	var f struct{ Data protocol.Message }
 	json.Unmarshal(frame, &f)
@@ -331,6 +339,10 @@ type stallingRouter struct {
 	recordingFanout
 	slow    string
 	release chan struct{}
+}
+
+func (r *stallingRouter) DeliverBulk(users []string, frame []byte, except router.Device) {
+	r.Deliver(users, frame, except)
 }
 
 func (r *stallingRouter) Deliver(users []string, frame []byte, except router.Device) {

@@ -9,7 +9,8 @@
 // # Concurrency model
 //
 // Implementations are safe for concurrent use and never block the caller
-// on a slow connection.
+// of Deliver; DeliverBulk, for the fan-out workers of group messages, may
+// wait for room to write.
 //
 // # Lifecycle
 //
@@ -34,6 +35,13 @@ type Router interface {
 	// It never blocks: a connection that cannot take the frame is closed
 	// as a slow consumer, and its device catches up by sync.
 	Deliver(users []string, frame []byte, except Device)
+	// DeliverBulk is Deliver for a frame going to many users at once (a
+	// group message): the writes it causes run a bounded number at a time,
+	// so that a large fan-out cannot crowd out everything else, and it may
+	// block the caller until there is room for them. Frames delivered
+	// meanwhile with Deliver (acks, one-to-one messages) are written at
+	// once.
+	DeliverBulk(users []string, frame []byte, except Device)
 	// Kick closes the user's connections (of one device if device is not
 	// empty) after a kick frame with code and message, and returns how many
 	// it closed.

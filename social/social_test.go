@@ -26,6 +26,10 @@ type pushes struct {
 	got map[string][]protocol.Changed // by user
 }
 
+func (p *pushes) DeliverBulk(users []string, frame []byte, except router.Device) {
+	p.Deliver(users, frame, except)
+}
+
 func (p *pushes) Deliver(users []string, frame []byte, _ router.Device) {
 	var f struct {
 		Type string           `json:"type"`
