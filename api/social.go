@@ -13,15 +13,15 @@ import (
 
 func (a *API) socialRoutes(mux *http.ServeMux) {
 	a.handle(mux, "POST /v1/friends/requests", anyone, a.requestFriend)
-	a.handle(mux, "GET /v1/friends/requests", anyone, a.friendRequests)
+	a.handle(mux, "GET /v1/friends/requests", anyone, syncRoute(a.Social.FriendRequests))
 	a.handle(mux, "POST /v1/friends/requests/{user}/accept", anyone, a.acceptFriend)
 	a.handle(mux, "POST /v1/friends/requests/{user}/refuse", anyone, a.refuseFriend)
 	a.handle(mux, "POST /v1/friends/import", adminOnly, a.importFriends)
-	a.handle(mux, "GET /v1/friends", anyone, a.friends)
+	a.handle(mux, "GET /v1/friends", anyone, syncRoute(a.Social.Friends))
 	a.handle(mux, "GET /v1/friends/{user}", anyone, a.friend)
 	a.handle(mux, "PATCH /v1/friends/{user}", anyone, a.updateFriend)
 	a.handle(mux, "DELETE /v1/friends/{user}", anyone, a.deleteFriend)
-	a.handle(mux, "GET /v1/blocks", anyone, a.blocks)
+	a.handle(mux, "GET /v1/blocks", anyone, syncRoute(a.Social.Blocks))
 	a.handle(mux, "PUT /v1/blocks/{user}", anyone, a.block)
 	a.handle(mux, "DELETE /v1/blocks/{user}", anyone, a.unblock)
 }
@@ -41,6 +41,23 @@ func sinceLimit(r *http.Request) (since int64, limit int, err error) {
 	return since, int(n), nil
 }
 
+// syncRoute is the handler of an incremental list: what changed for the
+// acting user since ?since=, at most ?limit= entries.
+func syncRoute[T any](list func(ctx context.Context, user string, since int64, limit int) (protocol.Delta[T], error)) handlerFunc {
+	return func(ctx context.Context, who caller, r *http.Request) (int, any, error) {
+		user, err := subject(who, r)
+		if err != nil {
+			return 0, nil, err
+		}
+		since, limit, err := sinceLimit(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		d, err := list(ctx, user, since, limit)
+		return http.StatusOK, d, err
+	}
+}
+
 func (a *API) requestFriend(ctx context.Context, who caller, r *http.Request) (int, any, error) {
 	user, err := subject(who, r)
 	if err != nil {
@@ -52,19 +69,6 @@ func (a *API) requestFriend(ctx context.Context, who caller, r *http.Request) (i
 	}
 	req, err := a.Social.RequestFriend(ctx, user, in)
 	return http.StatusCreated, req, err
-}
-
-func (a *API) friendRequests(ctx context.Context, who caller, r *http.Request) (int, any, error) {
-	user, err := subject(who, r)
-	if err != nil {
-		return 0, nil, err
-	}
-	since, limit, err := sinceLimit(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	d, err := a.Social.FriendRequests(ctx, user, since, limit)
-	return http.StatusOK, d, err
 }
 
 func (a *API) acceptFriend(ctx context.Context, who caller, r *http.Request) (int, any, error) {
@@ -91,19 +95,6 @@ func (a *API) importFriends(ctx context.Context, _ caller, r *http.Request) (int
 	}
 	res, err := a.Social.Import(ctx, in)
 	return http.StatusOK, res, err
-}
-
-func (a *API) friends(ctx context.Context, who caller, r *http.Request) (int, any, error) {
-	user, err := subject(who, r)
-	if err != nil {
-		return 0, nil, err
-	}
-	since, limit, err := sinceLimit(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	d, err := a.Social.Friends(ctx, user, since, limit)
-	return http.StatusOK, d, err
 }
 
 func (a *API) friend(ctx context.Context, who caller, r *http.Request) (int, any, error) {
@@ -134,19 +125,6 @@ func (a *API) deleteFriend(ctx context.Context, who caller, r *http.Request) (in
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, a.Social.DeleteFriend(ctx, user, r.PathValue("user"))
-}
-
-func (a *API) blocks(ctx context.Context, who caller, r *http.Request) (int, any, error) {
-	user, err := subject(who, r)
-	if err != nil {
-		return 0, nil, err
-	}
-	since, limit, err := sinceLimit(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	d, err := a.Social.Blocks(ctx, user, since, limit)
-	return http.StatusOK, d, err
 }
 
 func (a *API) block(ctx context.Context, who caller, r *http.Request) (int, any, error) {

@@ -15,6 +15,7 @@ package group
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -179,8 +180,8 @@ func (s *Service) group(ctx context.Context, a Actor, id string) (store.GroupInf
 	// A group made before groups had info (an upgraded data directory)
 	// was managed by the app server alone: by invitation, the server's
 	// maximum size.
-	info.JoinPolicy = or(info.JoinPolicy, protocol.JoinInvite)
-	info.InvitePolicy = or(info.InvitePolicy, protocol.InviteAdmins)
+	info.JoinPolicy = cmp.Or(info.JoinPolicy, protocol.JoinInvite)
+	info.InvitePolicy = cmp.Or(info.InvitePolicy, protocol.InviteAdmins)
 	if info.MaxMembers == 0 {
 		info.MaxMembers = s.cfg.MaxMembers
 	}
@@ -245,8 +246,8 @@ func (s *Service) Create(ctx context.Context, a Actor, ng protocol.NewGroup) (pr
 	info := store.GroupInfo{
 		Conversation: conversation.GroupID(ng.ID),
 		Owner:        owner,
-		JoinPolicy:   or(ng.JoinPolicy, protocol.JoinApproval),
-		InvitePolicy: or(ng.InvitePolicy, protocol.InviteMembers),
+		JoinPolicy:   cmp.Or(ng.JoinPolicy, protocol.JoinApproval),
+		InvitePolicy: cmp.Or(ng.InvitePolicy, protocol.InviteMembers),
 		FullHistory:  ng.FullHistory,
 		MaxMembers:   ng.MaxMembers,
 	}
@@ -266,10 +267,11 @@ func (s *Service) Create(ctx context.Context, a Actor, ng protocol.NewGroup) (pr
 	if info.MaxMembers < 0 || info.MaxMembers > s.cfg.MaxMembers {
 		return protocol.Group{}, protocol.Errorf(protocol.CodeInvalidArgument, "max_members must be 1-%d", s.cfg.MaxMembers)
 	}
-	users := dedupe(append(slices.Clone(ng.Members), owner))
-	if owner == "" {
-		users = users[1:] // the empty owner sorts first
+	users := slices.Clone(ng.Members)
+	if owner != "" {
+		users = append(users, owner)
 	}
+	users = dedupe(users)
 	if len(users) > info.MaxMembers {
 		return protocol.Group{}, protocol.Errorf(protocol.CodeGroupFull, "%d members is more than the group's maximum of %d", len(users), info.MaxMembers)
 	}
@@ -403,14 +405,21 @@ func applyUpdate(info *store.GroupInfo, up protocol.GroupUpdate) ([]string, erro
 		}
 		return nil
 	}
-	if err := errors.Join(
-		text("name", up.Name, MaxNameLength, &info.Name),
-		text("announcement", up.Announcement, MaxAnnouncementLength, &info.Announcement),
-		text("introduction", up.Introduction, MaxIntroductionLength, &info.Introduction),
-		text("join_policy", up.JoinPolicy, 16, &info.JoinPolicy),
-		text("invite_policy", up.InvitePolicy, 16, &info.InvitePolicy),
-	); err != nil {
-		return nil, firstError(err)
+	for _, f := range []struct {
+		name  string
+		v     *string
+		limit int
+		dst   *string
+	}{
+		{"name", up.Name, MaxNameLength, &info.Name},
+		{"announcement", up.Announcement, MaxAnnouncementLength, &info.Announcement},
+		{"introduction", up.Introduction, MaxIntroductionLength, &info.Introduction},
+		{"join_policy", up.JoinPolicy, 16, &info.JoinPolicy},
+		{"invite_policy", up.InvitePolicy, 16, &info.InvitePolicy},
+	} {
+		if err := text(f.name, f.v, f.limit, f.dst); err != nil {
+			return nil, err
+		}
 	}
 	if up.AvatarURL != nil {
 		if len(*up.AvatarURL) > MaxAvatarURLBytes || !utf8.ValidString(*up.AvatarURL) {
@@ -444,14 +453,6 @@ func applyUpdate(info *store.GroupInfo, up protocol.GroupUpdate) ([]string, erro
 		fields = append(fields, "max_members")
 	}
 	return fields, nil
-}
-
-// firstError returns the first error errors.Join joined.
-func firstError(err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()[0]
-	}
-	return err
 }
 
 func compactExtra(raw json.RawMessage) (json.RawMessage, error) {
@@ -947,51 +948,32 @@ func (s *Service) Members(ctx context.Context, a Actor, id string, since int64, 
 		limit = MaxMembersPage
 	}
 	conv := conversation.GroupID(id)
-	ms, version, more, err := s.store.GroupMembers(ctx, conv, since, limit)
+	d, err := protocol.SyncDelta(since, limit, func(since int64, limit int) ([]store.GroupMember, int64, bool, error) {
+		return s.store.GroupMembers(ctx, conv, since, limit)
+	}, func(m store.GroupMember) (protocol.GroupMember, string, bool) {
+		return memberToWire(m), m.User, m.Left
+	})
 	if err != nil {
 		return protocol.Delta[protocol.GroupMember]{}, fmt.Errorf("group: members: %w", err)
 	}
-	out := protocol.Delta[protocol.GroupMember]{Version: version, More: more, Items: []protocol.GroupMember{}}
-	if since > version {
-		// A version this server never gave: start over.
-		if ms, version, _, err = s.store.GroupMembers(ctx, conv, 0, 0); err != nil {
-			return protocol.Delta[protocol.GroupMember]{}, fmt.Errorf("group: members: %w", err)
-		}
-		out = protocol.Delta[protocol.GroupMember]{Version: version, Resync: true, Items: []protocol.GroupMember{}}
-	}
-	for _, m := range ms {
-		if m.Left {
-			out.Deleted = append(out.Deleted, m.User)
-		} else {
-			out.Items = append(out.Items, memberToWire(m))
-		}
-	}
-	return out, nil
+	return d, nil
 }
 
 // UserGroups returns the groups of user that changed after version since:
 // info changed, joined, role changed (in items) or left (in deleted).
 func (s *Service) UserGroups(ctx context.Context, user string, since int64) (protocol.Delta[protocol.UserGroup], error) {
-	gs, version, err := s.store.UserGroups(ctx, user, since)
+	d, err := protocol.SyncDelta(since, 0, func(since int64, _ int) ([]store.UserGroup, int64, bool, error) {
+		gs, version, err := s.store.UserGroups(ctx, user, since)
+		return gs, version, false, err
+	}, func(g store.UserGroup) (protocol.UserGroup, string, bool) {
+		p := party{Actor: Actor{User: user}, entry: g.Member, in: true}
+		return protocol.UserGroup{Group: toWire(g.Info, p), Member: memberToWire(g.Member)},
+			strings.TrimPrefix(g.Info.Conversation, conversation.GroupPrefix), g.Member.Left
+	})
 	if err != nil {
 		return protocol.Delta[protocol.UserGroup]{}, fmt.Errorf("group: user groups: %w", err)
 	}
-	out := protocol.Delta[protocol.UserGroup]{Version: version, Items: []protocol.UserGroup{}}
-	if since > version {
-		if gs, version, err = s.store.UserGroups(ctx, user, 0); err != nil {
-			return protocol.Delta[protocol.UserGroup]{}, fmt.Errorf("group: user groups: %w", err)
-		}
-		out = protocol.Delta[protocol.UserGroup]{Version: version, Resync: true, Items: []protocol.UserGroup{}}
-	}
-	for _, g := range gs {
-		if g.Member.Left {
-			out.Deleted = append(out.Deleted, strings.TrimPrefix(g.Info.Conversation, conversation.GroupPrefix))
-			continue
-		}
-		p := party{Actor: Actor{User: user}, entry: g.Member, in: true}
-		out.Items = append(out.Items, protocol.UserGroup{Group: toWire(g.Info, p), Member: memberToWire(g.Member)})
-	}
-	return out, nil
+	return d, nil
 }
 
 // event records a group event as a system message in its conversation.
@@ -1059,13 +1041,6 @@ func usersOf(ms []store.GroupMember) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // newID returns a random id of 16 lowercase letters and digits.

@@ -54,12 +54,9 @@ func (s *Service) PushConversation(ctx context.Context, conv string, users []str
 			s.log.Error("read member state to push", "conv", conv, "user", u, "err", err)
 			continue
 		}
-		frame, err := EncodePush(protocol.TypeConversation, conversationToWire(m))
-		if err != nil {
-			s.log.Error("encode conversation frame", "err", err)
-			continue
+		if err := s.pushConversation(u, conversationToWire(m), router.Device{}); err != nil {
+			s.log.Error("push conversation", "conv", conv, "user", u, "err", err)
 		}
-		s.router.Deliver([]string{u}, frame, router.Device{})
 	}
 }
 

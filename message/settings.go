@@ -63,11 +63,9 @@ func (s *Service) changeSettings(ctx context.Context, user, conv string, c store
 	}
 	out := conversationToWire(m)
 	if m.Version != before.Version {
-		frame, err := EncodePush(protocol.TypeConversation, out)
-		if err != nil {
-			return protocol.Conversation{}, fmt.Errorf("message: encode conversation: %w", err)
+		if err := s.pushConversation(user, out, origin); err != nil {
+			return protocol.Conversation{}, err
 		}
-		s.router.Deliver([]string{user}, frame, origin)
 	}
 	return out, nil
 }

@@ -208,11 +208,20 @@ func (s *Service) Clear(ctx context.Context, user, conv string, origin router.De
 	}
 	c := conversationToWire(m)
 	if m.MinSeq != before.MinSeq {
-		frame, err := EncodePush(protocol.TypeConversation, c)
-		if err != nil {
-			return protocol.Conversation{}, fmt.Errorf("message: encode conversation: %w", err)
+		if err := s.pushConversation(user, c, origin); err != nil {
+			return protocol.Conversation{}, err
 		}
-		s.router.Deliver([]string{user}, frame, origin)
 	}
 	return c, nil
+}
+
+// pushConversation tells the user's devices, all but except, their new
+// state of a conversation.
+func (s *Service) pushConversation(user string, c protocol.Conversation, except router.Device) error {
+	frame, err := EncodePush(protocol.TypeConversation, c)
+	if err != nil {
+		return fmt.Errorf("message: encode conversation: %w", err)
+	}
+	s.router.Deliver([]string{user}, frame, except)
+	return nil
 }

@@ -284,3 +284,31 @@ type Delta[T any] struct {
 	Resync  bool     `json:"resync,omitempty"`
 	More    bool     `json:"more,omitempty"`
 }
+
+// SyncDelta answers an incremental sync from read, a range read of what
+// changed after a version (at most limit entries, whether more wait, and
+// the version to ask from next), and conv, which makes an entry an item or,
+// for a removed one, a deleted key. A since newer than anything the server
+// holds (a device that synced before a restore) gets the whole state with
+// Resync set. Every incremental sync answers by this rule.
+func SyncDelta[R, T any](since int64, limit int, read func(since int64, limit int) ([]R, int64, bool, error), conv func(R) (item T, key string, deleted bool)) (Delta[T], error) {
+	rows, version, more, err := read(since, limit)
+	resync := false
+	if err == nil && !more && since > version {
+		resync = true
+		rows, version, more, err = read(0, limit)
+	}
+	if err != nil {
+		return Delta[T]{}, err
+	}
+	out := Delta[T]{Version: version, Items: []T{}, More: more, Resync: resync}
+	for _, r := range rows {
+		item, key, deleted := conv(r)
+		if deleted {
+			out.Deleted = append(out.Deleted, key)
+		} else {
+			out.Items = append(out.Items, item)
+		}
+	}
+	return out, nil
+}

@@ -603,10 +603,8 @@ func (s *Service) Blocks(ctx context.Context, user string, since int64, limit in
 	})
 }
 
-// delta answers an incremental sync from read, a store range read, and
-// conv, which turns a row into an item or, for a tombstone, a deleted key.
-// A since newer than anything stored (a device that synced before a
-// restore) gets the whole state with Resync set.
+// delta answers an incremental sync by protocol.SyncDelta, after checking
+// since and bounding limit.
 func delta[R, T any](ctx context.Context, op string, since int64, limit int,
 	read func(since int64, limit int) ([]R, int64, bool, error), conv func(R) (T, string, bool)) (protocol.Delta[T], error) {
 	switch {
@@ -617,25 +615,11 @@ func delta[R, T any](ctx context.Context, op string, since int64, limit int,
 	case limit == 0 || limit > protocol.MaxDeltaPage:
 		limit = protocol.MaxDeltaPage
 	}
-	rows, version, more, err := read(since, limit)
-	resync := false
-	if err == nil && !more && since > version {
-		resync = true
-		rows, version, more, err = read(0, limit)
-	}
+	d, err := protocol.SyncDelta(since, limit, read, conv)
 	if err != nil {
 		return protocol.Delta[T]{}, fmt.Errorf("social: %s: %w", op, err)
 	}
-	out := protocol.Delta[T]{Version: version, Items: []T{}, More: more, Resync: resync}
-	for _, r := range rows {
-		item, key, deleted := conv(r)
-		if deleted {
-			out.Deleted = append(out.Deleted, key)
-		} else {
-			out.Items = append(out.Items, item)
-		}
-	}
-	return out, nil
+	return d, nil
 }
 
 func requestJSON(r store.FriendRequest) protocol.FriendRequest {

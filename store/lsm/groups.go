@@ -199,7 +199,7 @@ func (l *Log) Group(ctx context.Context, conv string) (store.GroupInfo, error) {
 }
 
 // groupInfo reads a group's info and head from g; ErrNotFound if conv is no
-// group. A group created as a bare conversation has default info.
+// group.
 func groupInfo(g getter, conv string) (store.GroupInfo, error) {
 	var h head
 	found, err := get(g, headKey(conv), h.decode)
@@ -209,6 +209,12 @@ func groupInfo(g getter, conv string) (store.GroupInfo, error) {
 	if !found || h.kind != conversation.Group {
 		return store.GroupInfo{}, store.ErrNotFound
 	}
+	return infoOf(g, conv, &h)
+}
+
+// infoOf reads the info of the group whose head is h. A group created as a
+// bare conversation has default info.
+func infoOf(g getter, conv string, h *head) (store.GroupInfo, error) {
 	info := store.GroupInfo{Conversation: conv}
 	if _, err := get(g, infoKey(conv), func(d *dec) { decodeInfo(d, &info) }); err != nil {
 		return store.GroupInfo{}, err
@@ -256,11 +262,10 @@ func (l *Log) ChangeGroup(ctx context.Context, conv string, users []string, deci
 			return false, nil, store.ErrNotFound
 		}
 		nh := *h
-		info, err := groupInfo(l.db, conv)
+		info, err := infoOf(l.db, conv, h)
 		if err != nil {
 			return false, nil, err
 		}
-		info.Members, info.MaxSeq = h.members, h.maxSeq
 		current := make(map[string]store.GroupMember)
 		if users == nil {
 			if err := scanRoster(l.db, conv, func(m store.GroupMember) {
