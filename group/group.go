@@ -70,7 +70,7 @@ type Store interface {
 // Messages is the part of the message service the group service drives:
 // event messages, the audience cache and conversation pushes.
 type Messages interface {
-	Send(ctx context.Context, req message.SendRequest) (protocol.Ack, error)
+	Post(ctx context.Context, req message.SendRequest) (protocol.Ack, error)
 	GroupChanged(conv string, info store.GroupInfo, changed []store.GroupMember)
 	PushConversation(ctx context.Context, conv string, users []string)
 }
@@ -980,7 +980,7 @@ func (s *Service) UserGroups(ctx context.Context, user string, since int64) (pro
 func (s *Service) event(ctx context.Context, conv string, ev protocol.GroupEvent) {
 	content, err := protocol.Marshal(ev)
 	if err == nil {
-		_, err = s.msgs.Send(ctx, message.SendRequest{
+		_, err = s.msgs.Post(ctx, message.SendRequest{
 			From: conversation.SystemUser, Conversation: conv, ClientID: newID(),
 			ContentType: protocol.GroupEventType, Content: content,
 		})
