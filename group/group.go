@@ -70,8 +70,8 @@ type Store interface {
 // Messages is the part of the message service the group service drives:
 // event messages, the audience cache and conversation pushes.
 type Messages interface {
-	Post(ctx context.Context, req message.SendRequest) (protocol.Ack, error)
-	GroupChanged(conv string, info store.GroupInfo, changed []store.GroupMember)
+	Send(ctx context.Context, req message.SendRequest) (protocol.Ack, error)
+	ChangeGroup(ctx context.Context, conv string, write func() (store.GroupInfo, []store.GroupMember, bool, error)) error
 	PushConversation(ctx context.Context, conv string, users []string)
 }
 
@@ -294,7 +294,6 @@ func (s *Service) Create(ctx context.Context, a Actor, ng protocol.NewGroup) (pr
 		}
 		return protocol.Group{}, fmt.Errorf("group: create: %w", err)
 	}
-	s.msgs.GroupChanged(info.Conversation, info, members)
 	s.msgs.PushConversation(ctx, info.Conversation, users)
 	s.pushChanged(users, protocol.ScopeGroups, "", version)
 	s.event(ctx, info.Conversation, protocol.GroupEvent{Event: protocol.EventCreated, Actor: party{Actor: a}.name(), Name: info.Name})
@@ -636,11 +635,11 @@ func (s *Service) leave(ctx context.Context, conv string, m store.GroupMember) e
 
 // change applies decide through the store, and keeps the message
 // service's view of the group (who may post) in step.
-func (s *Service) change(ctx context.Context, conv string, users []string, decide store.GroupDecision) (store.GroupInfo, []store.GroupMember, int64, error) {
-	info, changed, version, err := s.store.ChangeGroup(ctx, conv, users, decide)
-	if err == nil && version != 0 {
-		s.msgs.GroupChanged(conv, info, changed)
-	}
+func (s *Service) change(ctx context.Context, conv string, users []string, decide store.GroupDecision) (info store.GroupInfo, changed []store.GroupMember, version int64, err error) {
+	err = s.msgs.ChangeGroup(ctx, conv, func() (store.GroupInfo, []store.GroupMember, bool, error) {
+		info, changed, version, err = s.store.ChangeGroup(ctx, conv, users, decide)
+		return info, changed, version != 0, err
+	})
 	return info, changed, version, err
 }
 
@@ -980,7 +979,7 @@ func (s *Service) UserGroups(ctx context.Context, user string, since int64) (pro
 func (s *Service) event(ctx context.Context, conv string, ev protocol.GroupEvent) {
 	content, err := protocol.Marshal(ev)
 	if err == nil {
-		_, err = s.msgs.Post(ctx, message.SendRequest{
+		_, err = s.msgs.Send(ctx, message.SendRequest{
 			From: conversation.SystemUser, Conversation: conv, ClientID: newID(),
 			ContentType: protocol.GroupEventType, Content: content,
 		})

@@ -55,14 +55,15 @@ func (s *Service) stopFanout() {
 // fanOut encodes m once and delivers it to its audience. The two users of a
 // direct conversation get it at once, from the delivery goroutine (the
 // Router never blocks), so that one-to-one traffic never queues behind a
-// group. A group's members get it through the fan-out workers, each of which
-// serves a fixed share of the users.
+// group. A group's members, those it had at the message's seq, get it
+// through the fan-out workers, each of which serves a fixed share of the
+// users.
 //
 // A worker whose queue is full does not hold up the delivery goroutine, and
 // with it the acks of every later commit: the group message is shed for that
 // worker's members and the conversation marked behind. When the worker's
 // queue next runs empty it pushes the newest message it shed in that
-// conversation to them (to all their devices, the sender's included, which
+// conversation to them, unless a later one went out since (to all their devices, the sender's included, which
 // drop what they have by seq); a member who missed messages sees a seq gap
 // and pulls them, as after any lost push. Overload thus turns many pushes
 // into a few pulls.
@@ -77,23 +78,41 @@ func (s *Service) fanOut(m store.Message, origin router.Device) {
 		s.router.Deliver(users, frame, origin)
 		return
 	}
-	members, err := s.groupAudience(m.Conversation)
-	if err != nil {
-		// The message is committed: members catch up by sync.
-		s.log.Error("audience of a committed message", "conv", m.Conversation, "seq", m.Seq, "err", err)
-		return
+	s.fanOutGroup(groupPush{conv: m.Conversation, seq: m.Seq, frame: frame, except: origin})
+}
+
+// fanOutGroup hands p to the audience, reading the group's members first
+// if they are not cached.
+func (s *Service) fanOutGroup(p groupPush) {
+	for range 3 { // a change between the read and the dispatch drops what was read
+		if s.audience.dispatch(p) {
+			return
+		}
+		if _, err := s.groupAudience(p.conv); err != nil {
+			// The message is committed: members catch up by sync.
+			s.log.Error("audience of a committed message", "conv", p.conv, "seq", p.seq, "err", err)
+			return
+		}
 	}
-	for i, users := range members.parts {
+	s.log.Error("audience of a committed message kept changing; its members catch up by sync", "conv", p.conv, "seq", p.seq)
+}
+
+// queueGroup queues p for each fan-out worker with the members it serves
+// who were members at p's seq. It never blocks: a worker whose queue is
+// full sheds p (see fanOut). The audience calls it under its lock.
+func (s *Service) queueGroup(m *members, p groupPush) {
+	for i := range m.parts {
+		users := m.at(i, p.seq)
 		if len(users) == 0 {
 			continue
 		}
 		w := s.workers[i]
 		select {
-		case w.queue <- fanoutTask{users: users, frame: frame, except: origin}:
+		case w.queue <- fanoutTask{users: users, frame: p.frame, except: p.except}:
 		default:
 			metrics.FanoutShed.Inc()
 			w.mu.Lock()
-			w.behind[m.Conversation] = max(w.behind[m.Conversation], m.Seq)
+			w.behind[p.conv] = max(w.behind[p.conv], p.seq)
 			w.mu.Unlock()
 		}
 	}
@@ -121,17 +140,18 @@ func (s *Service) catchUp(i int, w *fanoutWorker) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for conv, seq := range behind {
+		users, ok := s.audience.late(conv, i, seq)
+		if !ok || len(users) == 0 {
+			// A later message went out to them, or will: the event
+			// message of the change being written, say.
+			continue
+		}
 		msgs, err := s.store.MessageRange(ctx, conv, 0, 1, seq, store.Backward, 1)
 		if err != nil || len(msgs) == 0 {
 			s.log.Error("catch up a shed group message", "conv", conv, "seq", seq, "err", err)
 			continue
 		}
-		members, err := s.audience.get(ctx, conv)
-		if err != nil {
-			s.log.Error("catch up a shed group message", "conv", conv, "seq", seq, "err", err)
-			continue
-		}
 		wire := toWire(msgs[0])
-		s.router.DeliverBulk(members.parts[i], protocol.AppendMessagePush(nil, &wire), router.Device{})
+		s.router.DeliverBulk(users, protocol.AppendMessagePush(nil, &wire), router.Device{})
 	}
 }

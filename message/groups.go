@@ -14,35 +14,54 @@ import (
 	"github.com/parleyim/parley/store"
 )
 
-// GroupChanged brings what the service caches of a group (its audience, and
-// who may post) in step with a change package group made in the store: the
-// group's new info and the roster entries that changed. A 10,000-member
-// group is not read again for every member who joins.
-func (s *Service) GroupChanged(conv string, info store.GroupInfo, changed []store.GroupMember) {
-	s.audience.update(conv, func(old *members) *members {
-		m := &members{
-			sorted:     slices.Clone(old.sorted),
-			muteAll:    info.MuteAll,
-			dismissed:  info.Dismissed,
-			exempt:     maps.Clone(old.exempt),
-			mutedUntil: maps.Clone(old.mutedUntil),
+// ChangeGroup runs write, which changes a group in the store, and brings
+// what the service caches of the group (its audience, and who may post) in
+// step with what write reports: the group's info after it and the roster
+// entries that changed (changed false: the store took no change). While
+// write runs the group's messages wait, so that each goes to those who were
+// members at its seq; a 10,000-member group is not read again for every
+// member who joins.
+func (s *Service) ChangeGroup(ctx context.Context, conv string, write func() (info store.GroupInfo, entries []store.GroupMember, changed bool, err error)) error {
+	old, err := s.audience.changing(ctx, conv)
+	if err != nil {
+		// The change goes on; senders see it once the group is read
+		// again, at the next send.
+		s.log.Error("read the audience of a group to change", "conv", conv, "err", err)
+	}
+	info, entries, changed, err := write()
+	var change func(*members) *members
+	if err == nil && changed {
+		change = func(old *members) *members { return applyEntries(old, info, entries) }
+	}
+	s.audience.changed(conv, old, info.MaxSeq, change)
+	return err
+}
+
+// applyEntries returns old's members with the group's new info and the
+// roster entries that changed.
+func applyEntries(old *members, info store.GroupInfo, changed []store.GroupMember) *members {
+	m := &members{
+		sorted:     slices.Clone(old.sorted),
+		muteAll:    info.MuteAll,
+		dismissed:  info.Dismissed,
+		exempt:     maps.Clone(old.exempt),
+		mutedUntil: maps.Clone(old.mutedUntil),
+	}
+	for _, e := range changed {
+		i, found := slices.BinarySearch(m.sorted, e.User)
+		switch {
+		case e.Left && found:
+			m.sorted = slices.Delete(m.sorted, i, i+1)
+		case !e.Left && !found:
+			m.sorted = slices.Insert(m.sorted, i, e.User)
 		}
-		for _, e := range changed {
-			i, found := slices.BinarySearch(m.sorted, e.User)
-			switch {
-			case e.Left && found:
-				m.sorted = slices.Delete(m.sorted, i, i+1)
-			case !e.Left && !found:
-				m.sorted = slices.Insert(m.sorted, i, e.User)
-			}
-			delete(m.exempt, e.User)
-			delete(m.mutedUntil, e.User)
-			if !e.Left {
-				m.note(e)
-			}
+		delete(m.exempt, e.User)
+		delete(m.mutedUntil, e.User)
+		if !e.Left {
+			m.note(e)
 		}
-		return m
-	})
+	}
+	return m
 }
 
 // PushConversation tells each user's devices their state in conv, after

@@ -133,9 +133,6 @@ type pending struct {
 	done   AckFunc
 	result store.AppendResult
 	err    error
-	// fannedOut, if not nil, is closed once the delivery goroutine has
-	// handed the message to its fan-out (see Post).
-	fannedOut chan struct{}
 }
 
 // New returns a running Service that delivers through r.
@@ -171,7 +168,7 @@ func New(cfg Config, st Store, users UserDirectory, r router.Router, log *slog.L
 		done:      make(chan struct{}),
 	}
 	s.appendBatch = appendFunc(st)
-	s.audience = newAudience(s.loadAudience, cfg.FanoutWorkers, cfg.AudienceCache)
+	s.audience = newAudience(s.loadAudience, s.queueGroup, cfg.FanoutWorkers, cfg.AudienceCache)
 	s.startFanout()
 	go s.commitLoop()
 	go s.deliverLoop()
@@ -194,16 +191,12 @@ func (s *Service) Close() {
 // once with the result. Validation errors are reported through done before
 // SendAsync returns.
 func (s *Service) SendAsync(ctx context.Context, req SendRequest, done AckFunc) {
-	s.sendAsync(ctx, req, done, nil)
-}
-
-func (s *Service) sendAsync(ctx context.Context, req SendRequest, done AckFunc, fannedOut chan struct{}) {
 	nm, err := s.validate(ctx, req)
 	if err != nil {
 		done(protocol.Ack{}, err)
 		return
 	}
-	if err := s.enqueue(&pending{req: nm, origin: req.Origin, done: done, fannedOut: fannedOut}); err != nil {
+	if err := s.enqueue(&pending{req: nm, origin: req.Origin, done: done}); err != nil {
 		done(protocol.Ack{}, err) // outside closeMu: done may take its time
 	}
 }
@@ -225,33 +218,12 @@ func (s *Service) enqueue(p *pending) error {
 
 // Send is SendAsync that waits for the result.
 func (s *Service) Send(ctx context.Context, req SendRequest) (protocol.Ack, error) {
-	return s.send(ctx, req, nil)
-}
-
-// Post is Send for what the server says in a conversation about the
-// conversation itself (group events): it returns once the message has also
-// been handed to the fan-out, to the audience of that moment, so that a
-// membership change the caller makes next does not change who gets it
-// pushed (a member removed right after the event still gets the event).
-func (s *Service) Post(ctx context.Context, req SendRequest) (protocol.Ack, error) {
-	fannedOut := make(chan struct{})
-	ack, err := s.send(ctx, req, fannedOut)
-	if err == nil {
-		select {
-		case <-fannedOut:
-		case <-ctx.Done():
-		}
-	}
-	return ack, err
-}
-
-func (s *Service) send(ctx context.Context, req SendRequest, fannedOut chan struct{}) (protocol.Ack, error) {
 	type result struct {
 		ack protocol.Ack
 		err error
 	}
 	ch := make(chan result, 1)
-	s.sendAsync(ctx, req, func(a protocol.Ack, err error) { ch <- result{a, err} }, fannedOut)
+	s.SendAsync(ctx, req, func(a protocol.Ack, err error) { ch <- result{a, err} })
 	select {
 	case r := <-ch:
 		return r.ack, r.err
@@ -465,9 +437,6 @@ func (s *Service) deliverLoop() {
 		for _, p := range batch {
 			if p.err == nil && p.result.Err == nil && !p.result.Duplicate {
 				s.fanOut(p.result.Message, p.origin)
-			}
-			if p.fannedOut != nil {
-				close(p.fannedOut)
 			}
 		}
 	}

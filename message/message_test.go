@@ -539,10 +539,10 @@ func (g *countingGroupStore) GroupMembers(ctx context.Context, conv string, sinc
 	return g.groupStore.GroupMembers(ctx, conv, since, limit)
 }
 
-// TestGroupChangedKeepsTheAudienceWithoutReading checks that a membership
+// TestChangeGroupKeepsTheAudienceWithoutReading checks that a membership
 // change updates the cached audience in place: joiners may post and are
 // fanned out to, leavers not, mutes apply, and the roster is read once.
-func TestGroupChangedKeepsTheAudienceWithoutReading(t *testing.T) {
+func TestChangeGroupKeepsTheAudienceWithoutReading(t *testing.T) {
 	st := &countingGroupStore{groupStore: &groupStore{gatedStore: &gatedStore{gate: make(chan struct{}), seq: map[string]int64{}}, members: []string{"a", "b"}}}
 	close(st.gate)
 	fan := &recordingFanout{}
@@ -555,16 +555,24 @@ func TestGroupChangedKeepsTheAudienceWithoutReading(t *testing.T) {
 	if err := send("a"); err != nil {
 		t.Fatal(err)
 	}
-	s.GroupChanged("g:team", store.GroupInfo{Conversation: "g:team"}, []store.GroupMember{
-		{User: "c", Role: RoleMember}, {User: "b", Left: true}, {User: "a", Role: RoleMember, MutedUntil: -1},
-	})
+	change := func(info store.GroupInfo, entries ...store.GroupMember) {
+		t.Helper()
+		err := s.ChangeGroup(t.Context(), "g:team", func() (store.GroupInfo, []store.GroupMember, bool, error) {
+			return info, entries, true, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	change(store.GroupInfo{Conversation: "g:team"},
+		store.GroupMember{User: "c", Role: RoleMember}, store.GroupMember{User: "b", Left: true}, store.GroupMember{User: "a", Role: RoleMember, MutedUntil: -1})
 	if err := send("c"); err != nil {
 		t.Errorf("a member who joined cannot post: %v", err)
 	}
 	if err := send("a"); protocol.AsError(err).Code != protocol.CodeMuted {
 		t.Errorf("a muted member posts: %v", err)
 	}
-	s.GroupChanged("g:team", store.GroupInfo{Conversation: "g:team", MuteAll: true}, []store.GroupMember{{User: "a", Role: "admin"}})
+	change(store.GroupInfo{Conversation: "g:team", MuteAll: true}, store.GroupMember{User: "a", Role: "admin"})
 	if err := send("a"); err != nil {
 		t.Errorf("an admin in a muted group cannot post: %v", err)
 	}
