@@ -185,7 +185,7 @@ func (c *Client) stop(err error) {
 
 func (c *Client) emit(ev Event) {
 	if c.opts.OnEvent != nil {
-		c.d.queueItem(item{kind: itemEvent, event: ev})
+		c.d.queueItem(item{kind: itemEvent, other: ev})
 	}
 }
 
@@ -323,7 +323,7 @@ func (c *Client) handle(cn *conn, f *inFrame, p []byte) error {
 			return fmt.Errorf("decode receipt: %w", err)
 		}
 		if c.opts.OnReceipt != nil {
-			c.d.queueItem(item{kind: itemReceipt, receipt: r})
+			c.d.queueItem(item{kind: itemReceipt, other: r})
 		}
 	case protocol.TypePresence:
 		var p protocol.Presence
@@ -331,7 +331,7 @@ func (c *Client) handle(cn *conn, f *inFrame, p []byte) error {
 			return fmt.Errorf("decode presence: %w", err)
 		}
 		if c.opts.OnPresence != nil {
-			c.d.queueItem(item{kind: itemPresence, presence: p})
+			c.d.queueItem(item{kind: itemPresence, other: p})
 		}
 	case protocol.TypeConversation:
 		var cv protocol.Conversation
@@ -339,7 +339,7 @@ func (c *Client) handle(cn *conn, f *inFrame, p []byte) error {
 			return fmt.Errorf("decode conversation: %w", err)
 		}
 		if c.opts.OnConversation != nil {
-			c.d.queueItem(item{kind: itemConversation, conv: &cv})
+			c.d.queueItem(item{kind: itemConversation, other: cv})
 		}
 	case protocol.TypeChanged:
 		var ch protocol.Changed
@@ -350,7 +350,7 @@ func (c *Client) handle(cn *conn, f *inFrame, p []byte) error {
 			c.fs.changed(ch)
 		}
 		if c.opts.OnChanged != nil {
-			c.d.queueItem(item{kind: itemChanged, changed: ch})
+			c.d.queueItem(item{kind: itemChanged, other: ch})
 		}
 	case protocol.TypeKick:
 		var k protocol.Kick

@@ -181,7 +181,7 @@ func (s *session) finish() {
 	case taskSubscribe:
 		if err == nil && c.opts.OnPresence != nil {
 			for _, p := range t.pres.Presence {
-				c.d.queueItem(item{kind: itemPresence, presence: p})
+				c.d.queueItem(item{kind: itemPresence, other: p})
 			}
 		}
 	case taskPull:

@@ -270,7 +270,7 @@ func (fs *friendSync) sync(i int, since int64) (int64, error) {
 }
 
 func (fs *friendSync) emit(ev FriendEvent) {
-	fs.c.d.queueItem(item{kind: itemFriend, friend: ev})
+	fs.c.d.queueItem(item{kind: itemFriend, other: ev})
 }
 
 func (fs *friendSync) requests(rs []protocol.FriendRequest) {
