@@ -182,7 +182,7 @@ func (c *conn) startWriterLocked() {
 	if !c.writing && c.state != stateDown {
 		c.writing = true
 		c.gw.workers.Add(1)
-		go c.writeLoop()
+		c.gw.runs.run(c.writeLoop)
 	}
 }
 

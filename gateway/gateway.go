@@ -111,6 +111,7 @@ type Gateway struct {
 	nextID  atomic.Uint64
 	poller  *poller
 	workers sync.WaitGroup // serve, write and sweep goroutines
+	runs    *pool          // the goroutines serve and write run on
 
 	// gate orders upgrades with Shutdown: an upgrade is counted in conns
 	// under it unless closing is set, so Shutdown's wait sees every upgrade
@@ -139,7 +140,7 @@ func (g *Gateway) ServeCalls(fn CallFunc) { g.calls = fn }
 func New(cfg Config, auth Authenticator, hub *Hub, messages *message.Service, pres *presence.Registry, log *slog.Logger) (*Gateway, error) {
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &Gateway{cfg: cfg, auth: auth, hub: hub, messages: messages, presence: pres, log: log, ctx: ctx, cancel: cancel, stopSweep: make(chan struct{})}
+	g := &Gateway{cfg: cfg, auth: auth, hub: hub, messages: messages, presence: pres, log: log, ctx: ctx, cancel: cancel, stopSweep: make(chan struct{}), runs: newPool(maxKeptGoroutines)}
 	var err error
 	if g.poller, err = newPoller(g.dispatch); err != nil {
 		cancel()
@@ -280,10 +281,15 @@ func (g *Gateway) register(c *conn) {
 	}
 }
 
-// dispatch starts a goroutine to serve a connection that became readable.
+// maxKeptGoroutines is how many goroutines the gateway keeps for serving
+// and writing connections (see pool).
+const maxKeptGoroutines = 256
+
+// dispatch serves a connection that became readable, on a goroutine of its
+// own.
 func (g *Gateway) dispatch(c *conn) {
 	g.workers.Add(1)
-	go g.serve(c)
+	g.runs.run(func() { g.serve(c) })
 }
 
 // serve reads and answers every frame that has arrived on c, then rearms the
@@ -683,6 +689,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		close(g.stopSweep)
 		g.poller.close()
 		g.workers.Wait()
+		g.runs.close()
 		g.cancel()
 	})
 	return err
