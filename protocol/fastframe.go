@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
 )
 
@@ -132,6 +131,136 @@ func (p *frameParser) skipValue() bool {
 	return false
 }
 
+// maxDepth is how deeply validValue follows nested objects and arrays;
+// deeper content goes to encoding/json.
+const maxDepth = 64
+
+// validValue consumes one JSON value in compact form (no whitespace between
+// tokens, as the server stores content) and reports whether it is valid
+// JSON, as encoding/json would judge it. It reports false for anything it
+// does not take, valid or not: whitespace, nesting deeper than maxDepth.
+func (p *frameParser) validValue(depth int) bool {
+	if p.i >= len(p.b) {
+		return false
+	}
+	switch c := p.b[p.i]; {
+	case c == '"':
+		return p.validString()
+	case c == '{' || c == '[':
+		if depth == maxDepth {
+			return false
+		}
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		p.i++
+		if p.i < len(p.b) && p.b[p.i] == end {
+			p.i++
+			return true
+		}
+		for {
+			if c == '{' && !(p.validString() && p.lit(":")) {
+				return false
+			}
+			if !p.validValue(depth + 1) {
+				return false
+			}
+			if p.i >= len(p.b) {
+				return false
+			}
+			switch p.b[p.i] {
+			case ',':
+				p.i++
+			case end:
+				p.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '-' || c >= '0' && c <= '9':
+		return p.validNumber()
+	default:
+		return p.lit("true") || p.lit("false") || p.lit("null")
+	}
+}
+
+// validString consumes a JSON string, escapes included.
+func (p *frameParser) validString() bool {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return false
+	}
+	for j := p.i + 1; j < len(p.b); j++ {
+		switch c := p.b[j]; {
+		case c == '"':
+			p.i = j + 1
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			j++
+			if j >= len(p.b) {
+				return false
+			}
+			switch p.b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(p.b) {
+					return false
+				}
+				for _, h := range p.b[j+1 : j+5] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				j += 4
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// validNumber consumes a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func (p *frameParser) validNumber() bool {
+	j := p.i
+	if j < len(p.b) && p.b[j] == '-' {
+		j++
+	}
+	digits := func() int {
+		start := j
+		for j < len(p.b) && p.b[j] >= '0' && p.b[j] <= '9' {
+			j++
+		}
+		return j - start
+	}
+	switch {
+	case j < len(p.b) && p.b[j] == '0':
+		j++
+	case digits() == 0:
+		return false
+	}
+	if j < len(p.b) && p.b[j] == '.' {
+		j++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if j < len(p.b) && (p.b[j] == 'e' || p.b[j] == 'E') {
+		j++
+		if j < len(p.b) && (p.b[j] == '+' || p.b[j] == '-') {
+			j++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	p.i = j
+	return true
+}
+
 // int consumes a JSON integer of at most 18 digits.
 func (p *frameParser) int() (int64, bool) {
 	j := p.i
@@ -186,8 +315,8 @@ func ParseAckFrame(frame []byte) (id string, a Ack, ok bool) {
 
 // ParseMessagePush reads a message push as AppendMessagePush writes it.
 // Unlike a send frame's, the content is checked to be valid JSON, as
-// encoding/json would: it goes to the application as it is. Content is a
-// copy.
+// encoding/json would, in the same pass that finds its end: it goes to the
+// application as it is. Content is a copy.
 func ParseMessagePush(frame []byte) (m Message, ok bool) {
 	p := frameParser{b: frame}
 	if !p.lit(`{"type":"message","data":{"conv":`) {
@@ -220,14 +349,14 @@ func ParseMessagePush(frame []byte) (m Message, ok bool) {
 		return Message{}, false
 	}
 	start := p.i
-	if !p.skipValue() {
+	if !p.validValue(0) {
 		return Message{}, false
 	}
 	content := frame[start:p.i]
 	if !p.lit(`,"ts":`) {
 		return Message{}, false
 	}
-	if m.Time, ok = p.int(); !ok || !p.lit("}}") || p.i != len(frame) || !json.Valid(content) {
+	if m.Time, ok = p.int(); !ok || !p.lit("}}") || p.i != len(frame) {
 		return Message{}, false
 	}
 	if string(content) != "null" {

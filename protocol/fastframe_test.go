@@ -170,9 +170,39 @@ func FuzzParseAckFrame(f *testing.F) {
 }
 
 // FuzzParseMessagePush holds ParseMessagePush to encoding/json's reading.
+// validContents are compact JSON values the message-push parser takes
+// itself, content validation included.
+var validContents = []string{
+	`{"text":"hi"}`, `null`, `0`, `-12.5e+3`, `"x"`, `[]`, `{}`, `true`,
+	`{"a":[1,-0.25,1E9,true,false,null,"q\"\\\/\b\f\n\r\t\u00e9é"],"b":{"c":{}}}`,
+}
+
+// TestParseMessagePushValidatesContent checks that the parser takes valid
+// content itself, so pushes stay on the fast path, and refuses content
+// encoding/json would refuse.
+func TestParseMessagePushValidatesContent(t *testing.T) {
+	m := Message{Conversation: "g:x", Seq: 1, ServerID: "s", ClientID: "c", From: "a", ContentType: "text", Time: 1}
+	for _, c := range validContents {
+		m.Content = json.RawMessage(c)
+		if _, ok := ParseMessagePush(AppendMessagePush(nil, &m)); !ok {
+			t.Errorf("content %s: not taken", c)
+		}
+	}
+	for _, c := range []string{`{"a":1,}`, `[1 2]`, `01`, `-`, `1.`, `1e`, `"\x"`, `"\u12"`, "\"\x01\"", `tru`, `{"a"}`, `{1:2}`, `[`, `nul`} {
+		m.Content = json.RawMessage(c)
+		if _, ok := ParseMessagePush(AppendMessagePush(nil, &m)); ok {
+			t.Errorf("content %s: taken, though not JSON", c)
+		}
+	}
+}
+
 func FuzzParseMessagePush(f *testing.F) {
 	m := Message{Conversation: "d:alice:bob", Seq: 3, ServerID: "s", ClientID: "c", From: "alice", To: "bob", ContentType: "text", Content: json.RawMessage(`{"text":"hi"}`), Time: 1}
 	f.Add(AppendMessagePush(nil, &m))
+	for _, c := range validContents {
+		m.Content = json.RawMessage(c)
+		f.Add(AppendMessagePush(nil, &m))
+	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		got, ok := ParseMessagePush(frame)
 		if !ok {
