@@ -75,7 +75,6 @@ type conn struct {
 	queue   []outFrame // guarded by mu
 	queued  int        // bytes in queue; guarded by mu
 	writing bool       // a write goroutine is running; guarded by mu
-	bulk    bool       // the connection waits for a bulk writer's turn; guarded by mu
 	// writeDeadline is the socket's write deadline, unix nanoseconds;
 	// guarded by mu.
 	writeDeadline int64
@@ -146,28 +145,24 @@ func (c *conn) queueLocked(f outFrame) bool {
 	return true
 }
 
-// enqueueBulk is enqueueFrame without starting the write goroutine: it
-// reports whether the connection must be given to a bulk writer, which it
-// must if no writer runs and it waits for none. Until its turn the frame
-// waits; any other frame queued meanwhile starts the writer, which writes
-// both.
-func (c *conn) enqueueBulk(f outFrame) bool {
+// enqueueDeferred is enqueueFrame without starting the write goroutine:
+// it reports whether the frame was queued with none running, in which case
+// the caller starts one later (claimWriter). Until then the frame waits;
+// any other frame queued meanwhile starts the writer, which writes both.
+func (c *conn) enqueueDeferred(f outFrame) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.queueLocked(f) || c.writing || c.bulk {
+	if !c.queueLocked(f) {
 		return false
 	}
-	c.bulk = true
-	return true
+	return !c.writing
 }
 
-// claimBulk is a bulk writer's turn at the connection: it marks the write
-// goroutine as running, for the caller to run writeLoop, unless one runs
-// already or the connection is down.
-func (c *conn) claimBulk() bool {
+// claimWriter marks the write goroutine as running, for a caller about to
+// run writeLoop, unless one runs already or the connection is down.
+func (c *conn) claimWriter() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.bulk = false
 	if c.writing || c.state == stateDown {
 		return false
 	}

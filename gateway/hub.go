@@ -4,7 +4,6 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/parleyim/parley/protocol"
 	"github.com/parleyim/parley/router"
@@ -31,22 +30,12 @@ type Hub struct {
 	policy string
 	seed   maphash.Seed
 	shards [hubShards]hubShard
-	// bulk are the writers of DeliverBulk; next is where its next share
-	// goes, so that small deliveries spread over them.
-	bulk [BulkWriters]bulkWriter
-	next atomic.Uint32
+	// bulk holds a slot for each write goroutine DeliverBulk started.
+	bulk chan struct{}
 }
 
-// BulkWriters is how many goroutines at most write what DeliverBulk queues.
+// BulkWriters is the most write goroutines DeliverBulk runs at once.
 const BulkWriters = 16
-
-// bulkWriter writes connections that DeliverBulk gave it frames for, in
-// turn, on one goroutine that runs while it has some.
-type bulkWriter struct {
-	mu      sync.Mutex
-	conns   []*conn // waiting their turn; guarded by mu
-	running bool    // guarded by mu
-}
 
 type hubShard struct {
 	mu    sync.RWMutex
@@ -58,7 +47,7 @@ func NewHub(policy string) *Hub {
 	if policy == "" {
 		policy = PolicyAll
 	}
-	h := &Hub{policy: policy, seed: maphash.MakeSeed()}
+	h := &Hub{policy: policy, seed: maphash.MakeSeed(), bulk: make(chan struct{}, BulkWriters)}
 	for i := range h.shards {
 		h.shards[i].users = make(map[string][]*conn)
 	}
@@ -145,66 +134,38 @@ func (h *Hub) queueAll(users []string, frame []byte, except router.Device, queue
 	}
 }
 
-// DeliverBulk queues frame like Deliver, and has the connections that need
-// a writer written by BulkWriters goroutines, each taking a share of them
-// in turn. It never blocks. A connection whose writer runs already (for an
-// ack, say), or that waits its turn from an earlier DeliverBulk, needs
-// none: what it has queued goes out in one write when its turn comes. So
-// under load a member's connection gets several group frames per system
-// call, where each used to cost its own.
+// DeliverBulk queues frame like Deliver, but writes to the connections
+// that need a writer with at most BulkWriters goroutines at a time, each
+// taking a share of them in turn, and blocks until a slot is free. A
+// connection whose writer another frame started meanwhile (an ack, say)
+// needs none.
 //
 // With a goroutine started per connection, a 10,000-member group message
 // made 10,000 goroutines runnable at once, and every ack and one-to-one
 // message queued behind them: one-to-one latency went from 1 ms to 1.8 s
 // during a burst into such a group.
 func (h *Hub) DeliverBulk(users []string, frame []byte, except router.Device) {
-	var waiting []*conn
+	var idle []*conn
 	h.queueAll(users, frame, except, func(c *conn, f outFrame) {
-		if c.enqueueBulk(f) {
-			waiting = append(waiting, c)
+		if c.enqueueDeferred(f) {
+			idle = append(idle, c)
 		}
 	})
-	share := (len(waiting) + BulkWriters - 1) / BulkWriters
-	for len(waiting) > 0 {
-		part := waiting[:min(share, len(waiting))]
-		waiting = waiting[len(part):]
-		h.bulk[h.next.Add(1)%BulkWriters].add(part)
-	}
-}
-
-// add gives w the connections to write, starting its goroutine if need be.
-func (w *bulkWriter) add(conns []*conn) {
-	w.mu.Lock()
-	w.conns = append(w.conns, conns...)
-	start := !w.running
-	w.running = true
-	w.mu.Unlock()
-	if start {
-		go w.run()
-	}
-}
-
-// run writes the connections given to w, in the order given, until it has
-// none.
-func (w *bulkWriter) run() {
-	var spare []*conn
-	for {
-		w.mu.Lock()
-		conns := w.conns
-		w.conns = spare[:0]
-		if len(conns) == 0 {
-			w.running = false
-			w.mu.Unlock()
-			return
-		}
-		w.mu.Unlock()
-		for i, c := range conns {
-			if c.claimBulk() {
-				c.writeLoop()
+	// Each write goroutine takes a share of the connections and writes
+	// them one after the other.
+	share := (len(idle) + BulkWriters - 1) / BulkWriters
+	for len(idle) > 0 {
+		part := idle[:min(share, len(idle))]
+		idle = idle[len(part):]
+		h.bulk <- struct{}{}
+		go func() {
+			defer func() { <-h.bulk }()
+			for _, c := range part {
+				if c.claimWriter() {
+					c.writeLoop()
+				}
 			}
-			conns[i] = nil // no hold on a connection that goes down
-		}
-		spare = conns
+		}()
 	}
 }
 

@@ -8,7 +8,9 @@
 //
 // # Concurrency model
 //
-// Implementations are safe for concurrent use and never block the caller.
+// Implementations are safe for concurrent use and never block the caller
+// of Deliver; DeliverBulk, for the fan-out workers of group messages, may
+// wait for room to write.
 //
 // # Lifecycle
 //
@@ -35,10 +37,10 @@ type Router interface {
 	Deliver(users []string, frame []byte, except Device)
 	// DeliverBulk is Deliver for a frame going to many users at once (a
 	// group message): the writes it causes run a bounded number at a time,
-	// so that a large fan-out cannot crowd out everything else, and a
-	// connection's frames that wait their turn go out in one write. Frames
-	// delivered meanwhile with Deliver (acks, one-to-one messages) are
-	// written at once.
+	// so that a large fan-out cannot crowd out everything else, and it may
+	// block the caller until there is room for them. Frames delivered
+	// meanwhile with Deliver (acks, one-to-one messages) are written at
+	// once.
 	DeliverBulk(users []string, frame []byte, except Device)
 	// Kick closes the user's connections (of one device if device is not
 	// empty) after a kick frame with code and message, and returns how many
