@@ -101,11 +101,10 @@ func (a *audience) get(ctx context.Context, conv string) (*members, error) {
 	if m != nil {
 		return m, nil
 	}
-	m, err := a.load(ctx, conv)
+	m, err := a.read(ctx, conv)
 	if err != nil {
 		return nil, err
 	}
-	a.split(m)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.gen == gen { // else a change may have come between the read and now
@@ -181,6 +180,11 @@ func (a *audience) changing(ctx context.Context, conv string) (*members, error) 
 	if m != nil {
 		return m, nil
 	}
+	return a.read(ctx, conv)
+}
+
+// read reads conv's members from the store, split by worker.
+func (a *audience) read(ctx context.Context, conv string) (*members, error) {
 	m, err := a.load(ctx, conv)
 	if err != nil {
 		return nil, err
