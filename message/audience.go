@@ -143,8 +143,7 @@ func (a *audience) dispatch(p groupPush) bool {
 	case st == nil || st.m == nil:
 		return false
 	default:
-		a.send(st.m, p)
-		st.sent = max(st.sent, p.seq)
+		a.sendLocked(st, p)
 	}
 	return true
 }
@@ -198,7 +197,7 @@ func (a *audience) read(ctx context.Context, conv string) (*members, error) {
 // of old, with the joiners from seq head+1 and the leavers up to head, head
 // being the conversation's last seq when the change was written. Then, when
 // no other change is waiting, the messages that waited go out.
-func (a *audience) changed(conv string, old *members, head int64, change func(*members) *members) {
+func (a *audience) changed(conv string, old *members, head int64, change membersChange) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.gen++
@@ -208,7 +207,8 @@ func (a *audience) changed(conv string, old *members, head int64, change func(*m
 	case old == nil:
 		st.m = nil // unreadable: read again at the next send
 	case change != nil:
-		st.m = a.remember(old, change(old), head, st.sent)
+		next, joined, left := change(old)
+		st.m = a.remember(old, next, joined, left, head, st.sent)
 	default:
 		st.m = old
 	}
@@ -219,17 +219,27 @@ func (a *audience) changed(conv string, old *members, head int64, change func(*m
 		if st.m == nil {
 			break // the members catch up by sync
 		}
-		a.send(st.m, p)
-		st.sent = max(st.sent, p.seq)
+		a.sendLocked(st, p)
 	}
 	st.held = nil
 }
 
+// sendLocked sends p with st's members, in seq order. Callers hold mu.
+func (a *audience) sendLocked(st *convState, p groupPush) {
+	a.send(st.m, p)
+	st.sent = max(st.sent, p.seq)
+}
+
+// membersChange makes the members after a change of old, and says who
+// joined and who left.
+type membersChange func(old *members) (next *members, joined, left []string)
+
 // remember returns next, the members after a change written when the
-// conversation's last seq was head, split by worker and with who joined and
-// left: what old knew and what the change did, less what no message still
-// to send (seq above sent) needs.
-func (a *audience) remember(old, next *members, head, sent int64) *members {
+// conversation's last seq was head, in which joined joined and left left,
+// split by worker and with who joined and left when: what old knew and
+// what the change did, less what no message still to send (seq above
+// sent) needs.
+func (a *audience) remember(old, next *members, joined, left []string, head, sent int64) *members {
 	a.split(next)
 	next.joinedAt = make(map[string]int64)
 	for u, j := range old.joinedAt {
@@ -242,16 +252,12 @@ func (a *audience) remember(old, next *members, head, sent int64) *members {
 			next.departed = append(next.departed, d)
 		}
 	}
-	for _, u := range next.sorted {
-		if !old.has(u) {
-			next.joinedAt[u] = head + 1
-		}
+	for _, u := range joined {
+		next.joinedAt[u] = head + 1
 	}
-	for _, u := range old.sorted {
-		if !next.has(u) {
-			next.departed = append(next.departed, departure{user: u, part: a.worker(u), joined: old.joinedAt[u], left: head})
-			delete(next.joinedAt, u)
-		}
+	for _, u := range left {
+		next.departed = append(next.departed, departure{user: u, part: a.worker(u), joined: old.joinedAt[u], left: head})
+		delete(next.joinedAt, u)
 	}
 	next.lastJoin, next.lastLeft = 0, 0
 	for _, j := range next.joinedAt {

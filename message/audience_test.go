@@ -51,7 +51,7 @@ func (r *audienceRecorder) change(t *testing.T, head int64, joiners, leavers []s
 	for _, u := range leavers {
 		entries = append(entries, store.GroupMember{User: u, Left: true})
 	}
-	r.changed("g:x", old, head, func(old *members) *members {
+	r.changed("g:x", old, head, func(old *members) (*members, []string, []string) {
 		return applyEntries(old, store.GroupInfo{MaxSeq: head}, entries)
 	})
 }

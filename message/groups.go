@@ -29,18 +29,19 @@ func (s *Service) ChangeGroup(ctx context.Context, conv string, write func() (in
 		s.log.Error("read the audience of a group to change", "conv", conv, "err", err)
 	}
 	info, entries, changed, err := write()
-	var change func(*members) *members
+	var change membersChange
 	if err == nil && changed {
-		change = func(old *members) *members { return applyEntries(old, info, entries) }
+		change = func(old *members) (*members, []string, []string) { return applyEntries(old, info, entries) }
 	}
 	s.audience.changed(conv, old, info.MaxSeq, change)
 	return err
 }
 
 // applyEntries returns old's members with the group's new info and the
-// roster entries that changed.
-func applyEntries(old *members, info store.GroupInfo, changed []store.GroupMember) *members {
-	m := &members{
+// roster entries that changed (one per user), and who of them joined and
+// who left.
+func applyEntries(old *members, info store.GroupInfo, changed []store.GroupMember) (m *members, joined, left []string) {
+	m = &members{
 		sorted:     slices.Clone(old.sorted),
 		muteAll:    info.MuteAll,
 		dismissed:  info.Dismissed,
@@ -52,8 +53,10 @@ func applyEntries(old *members, info store.GroupInfo, changed []store.GroupMembe
 		switch {
 		case e.Left && found:
 			m.sorted = slices.Delete(m.sorted, i, i+1)
+			left = append(left, e.User)
 		case !e.Left && !found:
 			m.sorted = slices.Insert(m.sorted, i, e.User)
+			joined = append(joined, e.User)
 		}
 		delete(m.exempt, e.User)
 		delete(m.mutedUntil, e.User)
@@ -61,7 +64,7 @@ func applyEntries(old *members, info store.GroupInfo, changed []store.GroupMembe
 			m.note(e)
 		}
 	}
-	return m
+	return m, joined, left
 }
 
 // PushConversation tells each user's devices their state in conv, after
