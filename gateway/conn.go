@@ -75,6 +75,7 @@ type conn struct {
 	queue   []outFrame // guarded by mu
 	queued  int        // bytes in queue; guarded by mu
 	writing bool       // a write goroutine is running; guarded by mu
+	aborted bool       // abort dropped the queue: the writer drops what it holds too; guarded by mu
 	// writeDeadline is the socket's write deadline, unix nanoseconds;
 	// guarded by mu.
 	writeDeadline int64
@@ -210,6 +211,7 @@ func (c *conn) abortLocked() {
 		return
 	}
 	c.state = stateClosing
+	c.aborted = true
 	c.queue, c.queued = nil, 0
 	// The writer sets its deadline under mu when it takes a batch: this one,
 	// in the past, comes after it and fails the write at once.
@@ -236,11 +238,41 @@ func (c *conn) kick(code protocol.Code, msg string) {
 	}
 }
 
-// writeLoop writes queued frames in batches, one writev per batch, until the
-// queue is empty. If the connection is closing, it tears it down after the
-// last frame or at the first failed write: it is the teardown's one owner.
-func (c *conn) writeLoop() {
+// writeLoop writes the outbound queue in batches, one writev per batch,
+// until the queue is empty, then releases the writer role (writing); a
+// full socket is waited for until the write deadline. If the connection is
+// closing, it tears it down after the last frame or at the first failed
+// write: it is the teardown's one owner.
+func (c *conn) writeLoop() { c.writeLoopFrom(nil) }
+
+// writeBulk is writeLoop for DeliverBulk's writers, which must not wait
+// on a client that stopped reading: it would hold up every member after it
+// in that writer's share until the write deadline. It writes what the
+// socket takes at once; at a full socket it waits while the socket keeps
+// taking some (writeBriefly), and a connection whose socket takes nothing
+// passes, with the bytes left over, to a write goroutine of its own, which
+// waits for it as writeLoop does.
+func (c *conn) writeBulk() {
+	rest, stalled := c.drain(nil, false)
+	if !stalled {
+		c.gw.workers.Done()
+		return
+	}
+	c.gw.runs.run(func() { c.writeLoopFrom(rest) })
+}
+
+// writeLoopFrom is writeLoop for a connection whose socket did not take
+// all of unsent, the bytes of the frames last written.
+func (c *conn) writeLoopFrom(unsent []byte) {
 	defer c.gw.workers.Done()
+	c.drain(unsent, true)
+}
+
+// drain writes unsent, the bytes of a write the socket did not finish, and
+// then the queue, until the queue is empty. Without wait it stops at a
+// socket that takes nothing more and returns the rest, stalled, still
+// holding the writer role.
+func (c *conn) drain(unsent []byte, wait bool) (rest []byte, stalled bool) {
 	var headers []byte
 	var bufs net.Buffers
 	var deflated bytes.Buffer
@@ -248,7 +280,10 @@ func (c *conn) writeLoop() {
 		c.mu.Lock()
 		batch := c.queue
 		c.queue, c.queued = nil, 0
-		if len(batch) == 0 {
+		if c.aborted {
+			unsent = nil
+		}
+		if len(batch) == 0 && len(unsent) == 0 {
 			closing := c.state == stateClosing
 			if !closing {
 				c.writing = false
@@ -257,19 +292,30 @@ func (c *conn) writeLoop() {
 			if closing {
 				c.gw.teardown(c) // leaves writing set: no writer starts again
 			}
-			return
+			return nil, false
 		}
 		// A blocked write gives up after 7/8 to all of WriteTimeout: the
 		// deadline is moved on only when less than 7/8 of it is left,
-		// which saves resetting the socket's timer for every batch.
-		if now, timeout := time.Now(), c.gw.cfg.WriteTimeout; time.Duration(c.writeDeadline-now.UnixNano()) < timeout-timeout/8 {
+		// which saves resetting the socket's timer for every batch. A
+		// write that does not wait needs no deadline, but fails at once
+		// on one that has passed: one about to pass is cleared.
+		now, timeout := time.Now(), c.gw.cfg.WriteTimeout
+		switch left := time.Duration(c.writeDeadline - now.UnixNano()); {
+		case wait && left < timeout-timeout/8:
 			deadline := now.Add(timeout)
 			c.writeDeadline = deadline.UnixNano()
 			c.nc.SetWriteDeadline(deadline)
+		case !wait && c.writeDeadline != 0 && left < bulkPatience:
+			c.writeDeadline = 0
+			c.nc.SetWriteDeadline(time.Time{})
 		}
 		c.mu.Unlock()
 
 		headers, bufs = headers[:0], bufs[:0]
+		if len(unsent) > 0 {
+			bufs = append(bufs, unsent)
+			unsent = nil
+		}
 		var ends []int
 		if c.deflate {
 			ends = compressBatch(&deflated, batch, c.gw.cfg.CompressMin)
@@ -290,13 +336,59 @@ func (c *conn) writeLoop() {
 			headers = appendHeader(headers, rsv, f.op, len(payload))
 			bufs = append(bufs, headers[h:len(headers):len(headers)], payload)
 		}
-		out := bufs // WriteTo consumes its receiver; bufs keeps the capacity
-		if _, err := out.WriteTo(c.nc); err != nil {
+		var err error
+		if wait {
+			out := bufs // WriteTo consumes its receiver; bufs keeps the capacity
+			_, err = out.WriteTo(c.nc)
+		} else if rest, err = writeNow(c.nc, bufs); err == nil && rest != nil {
+			rest, err = c.writeBriefly(rest)
+		}
+		if err != nil {
 			c.gw.teardown(c)
-			return
+			return nil, false
 		}
 		metrics.FramesOut.Add(float64(len(batch)))
+		if rest != nil {
+			return rest, true
+		}
 	}
+}
+
+// errAborted fails a write that abort stopped.
+var errAborted = errors.New("gateway: connection aborted")
+
+// bulkPatience is how long a bulk writer waits for a full socket to take
+// anything: a client that reads, however far behind (as every client is in
+// a burst), takes some within it, and waiting for it paces the fan-out to
+// its readers; a client that stopped reading takes nothing.
+const bulkPatience = 100 * time.Millisecond
+
+// writeBriefly writes b for as long as the socket keeps taking some of it
+// within bulkPatience, and returns what it did not take.
+func (c *conn) writeBriefly(b []byte) ([]byte, error) {
+	for len(b) > 0 {
+		deadline := time.Now().Add(bulkPatience)
+		c.mu.Lock()
+		if c.aborted { // its deadline, in the past, stays
+			c.mu.Unlock()
+			return nil, errAborted
+		}
+		c.writeDeadline = deadline.UnixNano() // the next writer moves it on
+		c.nc.SetWriteDeadline(deadline)
+		c.mu.Unlock()
+		n, err := c.nc.Write(b)
+		b = b[n:]
+		if isTimeout(err) && n > 0 {
+			continue
+		}
+		if isTimeout(err) {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
 }
 
 // rsv1 is the RSV bits value (ws.Header.Rsv) of a compressed message.

@@ -138,7 +138,8 @@ func (h *Hub) queueAll(users []string, frame []byte, except router.Device, queue
 // that need a writer with at most BulkWriters goroutines at a time, each
 // taking a share of them in turn, and blocks until a slot is free. A
 // connection whose writer another frame started meanwhile (an ack, say)
-// needs none.
+// needs none. A connection whose socket stops taking bytes goes on with a
+// write goroutine of its own, so that it holds up no other (writeBulk).
 //
 // With a goroutine started per connection, a 10,000-member group message
 // made 10,000 goroutines runnable at once, and every ack and one-to-one
@@ -162,7 +163,7 @@ func (h *Hub) DeliverBulk(users []string, frame []byte, except router.Device) {
 			defer func() { <-h.bulk }()
 			for _, c := range part {
 				if c.claimWriter() {
-					c.writeLoop()
+					c.writeBulk()
 				}
 			}
 		}()

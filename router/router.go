@@ -38,9 +38,9 @@ type Router interface {
 	// DeliverBulk is Deliver for a frame going to many users at once (a
 	// group message): the writes it causes run a bounded number at a time,
 	// so that a large fan-out cannot crowd out everything else, and it may
-	// block the caller until there is room for them. Frames delivered
-	// meanwhile with Deliver (acks, one-to-one messages) are written at
-	// once.
+	// block the caller until there is room for them; a recipient that does
+	// not read holds up no other. Frames delivered meanwhile with Deliver
+	// (acks, one-to-one messages) are written at once.
 	DeliverBulk(users []string, frame []byte, except Device)
 	// Kick closes the user's connections (of one device if device is not
 	// empty) after a kick frame with code and message, and returns how many
