@@ -2,7 +2,8 @@
 // SDK's tests (client/client_test.go).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { Client, ParleyError, type Message } from "../src/index.js";
+import WebSocket from "ws";
+import { Client, ParleyError, type Message, type WebSocketConstructor } from "../src/index.js";
 import { Server, nextEvent, waitFor } from "./harness.js";
 
 let srv: Server;
@@ -135,6 +136,29 @@ test("a kick stops the client with the kick's code", async () => {
   const s = await stopped;
   assert.ok(s.error instanceof ParleyError && s.error.code === "forced_offline");
   await assert.rejects(bob.sendText("kick-bob", "x"), (e: unknown) => e instanceof ParleyError && e.code === "forced_offline");
+});
+
+test("a deactivated user's client stops for good, and so does one started later", async () => {
+  const token = await srv.user("deact-bob");
+  const spare = await srv.token("deact-bob", "d2");
+  const bob = await srv.client(token);
+  const kicked = nextEvent(bob, "kicked");
+  const stopped = nextEvent(bob, "state", (s) => s.state === "stopped");
+  await srv.admin("POST", "/v1/users/deact-bob/deactivate");
+  assert.equal((await kicked).code, "user_deactivated");
+  const s = await stopped;
+  assert.ok(s.error instanceof ParleyError && s.error.code === "user_deactivated");
+  // start() retries a failed first connection, except for a token that
+  // will never work again.
+  const later = new Client({
+    url: srv.wsURL,
+    token: spare,
+    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    backoffMinMs: 20,
+    backoffMaxMs: 200,
+  });
+  await assert.rejects(later.start(), (e: unknown) => e instanceof ParleyError && e.code === "user_deactivated");
+  later.close();
 });
 
 test("an expired token is reported; a token source lets the client carry on", async () => {

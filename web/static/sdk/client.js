@@ -282,13 +282,14 @@ export class Client {
     }
     // whyRefused asks the REST API, with the same token, why a connection
     // failed before hello: browsers hide the status of a refused upgrade. It
-    // returns the server's 401 error, or undefined for any other failure.
+    // returns the server's error when the token will never work (a 401, or
+    // user_deactivated), or undefined for any other failure.
     async whyRefused(token) {
         try {
             await new Rest(httpBase(this.opts.url), token, this.opts.fetch).request("GET", `/v1/conversations?since=${MAX_SAFE_VERSION}`);
         }
         catch (e) {
-            if (e instanceof ParleyError && e.status === 401)
+            if (e instanceof ParleyError && (e.status === 401 || e.code === Codes.UserDeactivated))
                 return e;
         }
         return undefined;

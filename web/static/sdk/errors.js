@@ -26,6 +26,12 @@ export const Codes = {
     NotFriends: "not_friends",
     GroupFull: "group_full",
     Muted: "muted",
+    /** The reserved `system` account cannot do this. */
+    ReservedUser: "reserved_user",
+    /** The user was deactivated: no token of theirs works again. Also a kick code. */
+    UserDeactivated: "user_deactivated",
+    /** A REST path that exists, called with another method. */
+    MethodNotAllowed: "method_not_allowed",
     // Kick codes.
     Replaced: "replaced",
     Policy: "policy",
@@ -64,5 +70,9 @@ export class ParleyError extends Error {
 }
 /** terminalKick reports whether a kick with code forbids reconnecting. */
 export function terminalKick(code) {
-    return code === Codes.Replaced || code === Codes.Policy || code === Codes.ForcedOffline || code === Codes.TokenRevoked;
+    return (code === Codes.Replaced ||
+        code === Codes.Policy ||
+        code === Codes.ForcedOffline ||
+        code === Codes.TokenRevoked ||
+        code === Codes.UserDeactivated);
 }
