@@ -378,14 +378,11 @@ func (c *conn) writeBriefly(b []byte) ([]byte, error) {
 		c.mu.Unlock()
 		n, err := c.nc.Write(b)
 		b = b[n:]
-		if isTimeout(err) && n > 0 {
-			continue
-		}
-		if isTimeout(err) {
-			return b, nil
-		}
-		if err != nil {
+		if err != nil && !isTimeout(err) {
 			return nil, err
+		}
+		if err != nil && n == 0 {
+			return b, nil // the socket took nothing within bulkPatience
 		}
 	}
 	return nil, nil

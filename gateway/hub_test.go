@@ -35,11 +35,7 @@ func TestDeliverBulkGoesOnPastAStalledClient(t *testing.T) {
 	users := make([]string, n)
 	clients := make([]net.Conn, n)
 	for i := range n {
-		server, client := tcpPair(t)
-		// Buffers well below a frame's size, so that a frame fills them
-		// (tiny ones would slow TCP down to its zero-window probes).
-		server.(*net.TCPConn).SetWriteBuffer(64 << 10)
-		client.(*net.TCPConn).SetReadBuffer(64 << 10)
+		server, client := narrowPair(t)
 		c := g.newConn(t, server)
 		c.user, c.device = fmt.Sprintf("u%03d", i), "d"
 		h.add(c)
@@ -115,9 +111,7 @@ func TestAbortEndsAStalledBulkWrite(t *testing.T) {
 	}
 	g := newTestGateway(t, Config{WriteTimeout: 10 * time.Minute})
 	h := NewHub("")
-	server, client := tcpPair(t)
-	server.(*net.TCPConn).SetWriteBuffer(64 << 10)
-	client.(*net.TCPConn).SetReadBuffer(64 << 10)
+	server, client := narrowPair(t)
 	c := g.newConn(t, server)
 	c.user, c.device = "u", "d"
 	h.add(c)
@@ -177,5 +171,15 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { server.Close() })
+	return server, client
+}
+
+// narrowPair is tcpPair with buffers well below the test frames' size, so
+// that a frame fills them (tiny ones would slow TCP down to its zero-window
+// probes).
+func narrowPair(t *testing.T) (server, client net.Conn) {
+	server, client = tcpPair(t)
+	server.(*net.TCPConn).SetWriteBuffer(64 << 10)
+	client.(*net.TCPConn).SetReadBuffer(64 << 10)
 	return server, client
 }

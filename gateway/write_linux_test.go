@@ -14,9 +14,7 @@ import (
 // does not read: writeNow returns at once, and what the client then reads
 // followed by what writeNow returned is everything, in order.
 func TestWriteNowReturnsWhatTheSocketDidNotTake(t *testing.T) {
-	server, client := tcpPair(t)
-	server.(*net.TCPConn).SetWriteBuffer(64 << 10)
-	client.(*net.TCPConn).SetReadBuffer(64 << 10)
+	server, client := narrowPair(t)
 
 	var bufs net.Buffers
 	var all bytes.Buffer

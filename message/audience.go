@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/parleyim/parley/router"
+	"github.com/parleyim/parley/store"
 )
 
 // audience caches the members of group conversations, so that a send is
@@ -193,11 +194,12 @@ func (a *audience) read(ctx context.Context, conv string) (*members, error) {
 }
 
 // changed ends a change begun by changing, which returned old. If the
-// store took it (change not nil), conv's members become what change makes
-// of old, with the joiners from seq head+1 and the leavers up to head, head
-// being the conversation's last seq when the change was written. Then, when
-// no other change is waiting, the messages that waited go out.
-func (a *audience) changed(conv string, old *members, head int64, change membersChange) {
+// store took it, next is what it made of old (see apply), joined and left
+// who joined and who left; the joiners are sent messages from seq head+1
+// and the leavers up to head, head being the conversation's last seq when
+// the change was written. Then, when no other change is waiting, the
+// messages that waited go out.
+func (a *audience) changed(conv string, old, next *members, joined, left []string, head int64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.gen++
@@ -206,8 +208,7 @@ func (a *audience) changed(conv string, old *members, head int64, change members
 	switch {
 	case old == nil:
 		st.m = nil // unreadable: read again at the next send
-	case change != nil:
-		next, joined, left := change(old)
+	case next != old:
 		st.m = a.remember(old, next, joined, left, head, st.sent)
 	default:
 		st.m = old
@@ -230,17 +231,21 @@ func (a *audience) sendLocked(st *convState, p groupPush) {
 	st.sent = max(st.sent, p.seq)
 }
 
-// membersChange makes the members after a change of old, and says who
-// joined and who left.
-type membersChange func(old *members) (next *members, joined, left []string)
+// apply returns old's members after a change to the group's info and to
+// the roster entries changed, split by worker, and who joined and who
+// left. It runs outside the lock: for a large group it copies thousands of
+// members.
+func (a *audience) apply(old *members, info store.GroupInfo, changed []store.GroupMember) (next *members, joined, left []string) {
+	next, joined, left = applyEntries(old, info, changed)
+	a.split(next)
+	return next, joined, left
+}
 
 // remember returns next, the members after a change written when the
 // conversation's last seq was head, in which joined joined and left left,
-// split by worker and with who joined and left when: what old knew and
-// what the change did, less what no message still to send (seq above
-// sent) needs.
+// with who joined and left when: what old knew and what the change did,
+// less what no message still to send (seq above sent) needs.
 func (a *audience) remember(old, next *members, joined, left []string, head, sent int64) *members {
-	a.split(next)
 	next.joinedAt = make(map[string]int64)
 	for u, j := range old.joinedAt {
 		if j > sent {

@@ -52,9 +52,8 @@ func (r *audienceRecorder) change(t *testing.T, head int64, joiners, leavers []s
 	for _, u := range leavers {
 		entries = append(entries, store.GroupMember{User: u, Left: true})
 	}
-	r.changed("g:x", old, head, func(old *members) (*members, []string, []string) {
-		return applyEntries(old, store.GroupInfo{MaxSeq: head}, entries)
-	})
+	next, joined, left := r.apply(old, store.GroupInfo{MaxSeq: head}, entries)
+	r.changed("g:x", old, next, joined, left, head)
 }
 
 func (r *audienceRecorder) dispatch(t *testing.T, seq int64) {

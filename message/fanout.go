@@ -63,10 +63,10 @@ func (s *Service) stopFanout() {
 // with it the acks of every later commit: the group message is shed for that
 // worker's members and the conversation marked behind. When the worker's
 // queue next runs empty it pushes the newest message it shed in that
-// conversation to them, unless a later one went out since (to all their devices, the sender's included, which
-// drop what they have by seq); a member who missed messages sees a seq gap
-// and pulls them, as after any lost push. Overload thus turns many pushes
-// into a few pulls.
+// conversation to them, unless a later one went out since (to all their
+// devices, the sender's included, which drop what they have by seq); a
+// member who missed messages sees a seq gap and pulls them, as after any
+// lost push. Overload thus turns many pushes into a few pulls.
 func (s *Service) fanOut(m store.Message, origin router.Device) {
 	wire := toWire(m)
 	frame := protocol.AppendMessagePush(make([]byte, 0, 160+len(m.Content)), &wire)

@@ -29,11 +29,12 @@ func (s *Service) ChangeGroup(ctx context.Context, conv string, write func() (in
 		s.log.Error("read the audience of a group to change", "conv", conv, "err", err)
 	}
 	info, entries, changed, err := write()
-	var change membersChange
-	if err == nil && changed {
-		change = func(old *members) (*members, []string, []string) { return applyEntries(old, info, entries) }
+	next := old
+	var joined, left []string
+	if old != nil && err == nil && changed {
+		next, joined, left = s.audience.apply(old, info, entries)
 	}
-	s.audience.changed(conv, old, info.MaxSeq, change)
+	s.audience.changed(conv, old, next, joined, left, info.MaxSeq)
 	return err
 }
 

@@ -2,8 +2,7 @@
 // SDK's tests (client/client_test.go).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import WebSocket from "ws";
-import { Client, ParleyError, type Message, type WebSocketConstructor } from "../src/index.js";
+import { Client, ParleyError, type Message } from "../src/index.js";
 import { Server, nextEvent, waitFor } from "./harness.js";
 
 let srv: Server;
@@ -127,14 +126,20 @@ test("presence is pushed and renewed", async () => {
   alice.close();
 });
 
+// stopsOnKick has the admin call path and checks that c is kicked with
+// code and stops with it.
+async function stopsOnKick(c: Client, path: string, code: string): Promise<void> {
+  const kicked = nextEvent(c, "kicked");
+  const stopped = nextEvent(c, "state", (s) => s.state === "stopped");
+  await srv.admin("POST", path);
+  assert.equal((await kicked).code, code);
+  const s = await stopped;
+  assert.ok(s.error instanceof ParleyError && s.error.code === code);
+}
+
 test("a kick stops the client with the kick's code", async () => {
   const bob = await srv.client(await srv.user("kick-bob"));
-  const kicked = nextEvent(bob, "kicked");
-  const stopped = nextEvent(bob, "state", (s) => s.state === "stopped");
-  await srv.admin("POST", "/v1/users/kick-bob/kick");
-  assert.equal((await kicked).code, "forced_offline");
-  const s = await stopped;
-  assert.ok(s.error instanceof ParleyError && s.error.code === "forced_offline");
+  await stopsOnKick(bob, "/v1/users/kick-bob/kick", "forced_offline");
   await assert.rejects(bob.sendText("kick-bob", "x"), (e: unknown) => e instanceof ParleyError && e.code === "forced_offline");
 });
 
@@ -142,21 +147,10 @@ test("a deactivated user's client stops for good, and so does one started later"
   const token = await srv.user("deact-bob");
   const spare = await srv.token("deact-bob", "d2");
   const bob = await srv.client(token);
-  const kicked = nextEvent(bob, "kicked");
-  const stopped = nextEvent(bob, "state", (s) => s.state === "stopped");
-  await srv.admin("POST", "/v1/users/deact-bob/deactivate");
-  assert.equal((await kicked).code, "user_deactivated");
-  const s = await stopped;
-  assert.ok(s.error instanceof ParleyError && s.error.code === "user_deactivated");
+  await stopsOnKick(bob, "/v1/users/deact-bob/deactivate", "user_deactivated");
   // start() retries a failed first connection, except for a token that
   // will never work again.
-  const later = new Client({
-    url: srv.wsURL,
-    token: spare,
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
-    backoffMinMs: 20,
-    backoffMaxMs: 200,
-  });
+  const later = new Client(srv.options(spare));
   await assert.rejects(later.start(), (e: unknown) => e instanceof ParleyError && e.code === "user_deactivated");
   later.close();
 });

@@ -110,16 +110,21 @@ export class Server {
     return r.token;
   }
 
-  /** client connects an SDK client with the ws package's WebSocket. */
-  async client(token: string | (() => Promise<string>), opts: Partial<ClientOptions> = {}): Promise<Client> {
-    const c = await Client.connect({
+  /** options are a client's options for this server, with the ws package's WebSocket. */
+  options(token: string | (() => Promise<string>), opts: Partial<ClientOptions> = {}): ClientOptions {
+    return {
       url: this.wsURL,
       ...(typeof token === "string" ? { token } : { tokenSource: token }),
       WebSocket: WebSocket as unknown as WebSocketConstructor,
       backoffMinMs: 20,
       backoffMaxMs: 200,
       ...opts,
-    });
+    };
+  }
+
+  /** client connects an SDK client with options. */
+  async client(token: string | (() => Promise<string>), opts: Partial<ClientOptions> = {}): Promise<Client> {
+    const c = await Client.connect(this.options(token, opts));
     this.clients.push(c);
     return c;
   }
