@@ -262,7 +262,7 @@ func (c *Client) serve(cn *conn) (synced bool) {
 	s := session{c: c, cn: cn, needSync: true, needSubs: c.synced}
 	s.loop()
 	if c.ctx.Err() != nil {
-		_ = cn.write(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, "")) // courtesy; the socket closes next
+		_ = cn.write(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""), false) // courtesy; the socket closes next
 		cn.fail(c.stopErr)
 	}
 	<-cn.done

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -42,9 +43,11 @@ type conn struct {
 
 	frames atomic.Uint64 // frames received; the manager watches it for liveness
 
-	wmu  sync.Mutex
-	wbuf bytes.Buffer           // guarded by wmu: the frame being written
-	whdr [ws.MaxHeaderSize]byte // guarded by wmu: scratch space for the frame header
+	wmu     sync.Mutex
+	wbuf    bytes.Buffer           // guarded by wmu: frames queued for the writer, each whole
+	spare   bytes.Buffer           // guarded by wmu: the buffer being written, kept for reuse
+	writing bool                   // guarded by wmu: a goroutine is writing the queued frames
+	whdr    [ws.MaxHeaderSize]byte // guarded by wmu: scratch space for a frame header
 
 	// done is closed when the reader goroutine has exited; cause and kick
 	// are final from then on.
@@ -196,10 +199,10 @@ func (cn *conn) control(hdr ws.Header, r io.Reader) error {
 	cn.frames.Add(1)
 	switch hdr.OpCode {
 	case ws.OpPing:
-		return cn.write(ws.OpPong, p[:n])
+		return cn.write(ws.OpPong, p[:n], false)
 	case ws.OpClose:
 		code, reason := ws.ParseCloseFrameData(p[:n])
-		_ = cn.write(ws.OpClose, ws.NewCloseFrameBody(code, "")) // best effort: the peer is leaving anyway
+		_ = cn.write(ws.OpClose, ws.NewCloseFrameBody(code, ""), false) // best effort: the peer is leaving anyway
 		return wsutil.ClosedError{Code: code, Reason: reason}
 	}
 	return nil
@@ -207,29 +210,60 @@ func (cn *conn) control(hdr ws.Header, r io.Reader) error {
 
 // writeText writes one text frame with payload p, which it does not modify.
 func (cn *conn) writeText(p []byte) error {
-	return cn.write(ws.OpText, p)
+	return cn.write(ws.OpText, p, false)
 }
 
-func (cn *conn) write(op ws.OpCode, p []byte) error {
+// write queues a frame and, unless another goroutine is writing already
+// (which then writes this frame too), writes the queue. A frame left to
+// another writer returns nil: a failed write fails cn, which every waiter
+// watches. With gather, the writer first lets other runnable goroutines
+// queue theirs: requests woken together, as by one read of several acks,
+// then go out in one system call instead of one each.
+func (cn *conn) write(op ws.OpCode, p []byte, gather bool) error {
 	cn.wmu.Lock()
-	defer cn.wmu.Unlock()
 	h := ws.Header{Fin: true, OpCode: op, Masked: true, Mask: ws.NewMask(), Length: int64(len(p))}
-	cn.wbuf.Reset()
 	if err := ws.WriteHeaderBuffer(&cn.wbuf, h, cn.whdr[:]); err != nil {
+		cn.wmu.Unlock()
 		return err
 	}
 	start := cn.wbuf.Len()
 	cn.wbuf.Write(p)
-	frame := cn.wbuf.Bytes()
-	ws.Cipher(frame[start:], h.Mask, 0)
-	_, err := cn.nc.Write(frame)
-	if cn.wbuf.Cap() > keepBufferSize {
-		cn.wbuf = bytes.Buffer{}
+	ws.Cipher(cn.wbuf.Bytes()[start:], h.Mask, 0)
+	if cn.writing {
+		cn.wmu.Unlock()
+		return nil
 	}
-	if err != nil {
-		cn.fail(err)
+	cn.writing = true
+	cn.wmu.Unlock()
+	if gather {
+		runtime.Gosched()
 	}
-	return err
+	for {
+		cn.wmu.Lock()
+		if cn.wbuf.Len() == 0 {
+			cn.writing = false
+			cn.wmu.Unlock()
+			return nil
+		}
+		cn.wbuf, cn.spare = cn.spare, cn.wbuf
+		cn.wbuf.Reset()
+		out := cn.spare.Bytes()
+		cn.wmu.Unlock()
+		_, err := cn.nc.Write(out)
+		cn.wmu.Lock()
+		if cn.spare.Cap() > keepBufferSize {
+			cn.spare = bytes.Buffer{}
+		}
+		if err != nil {
+			cn.wbuf.Reset()
+			cn.writing = false
+		}
+		cn.wmu.Unlock()
+		if err != nil {
+			cn.fail(err)
+			return err
+		}
+	}
 }
 
 // fail records why the connection ends, unless a reason is already known,

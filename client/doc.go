@@ -48,9 +48,13 @@
 //     in the user's friend requests, friends and blocks (one Call at a time)
 //     and queues one FriendEvent per change.
 //
-// Writes are serialised by a per-connection mutex; each frame is encoded by
-// the calling goroutine before the lock is taken, so many sends can be in
-// flight at once. All exported methods are safe for concurrent use.
+// Each frame is encoded by the calling goroutine, so many sends can be in
+// flight at once. Writes are combined per connection: a frame written while
+// another goroutine is writing is queued, and that writer sends everything
+// queued in its next system call. A request sent while others await their
+// replies first lets other runnable goroutines queue their frames, so sends
+// woken together by one read of several acks go out in one write instead of
+// one each. All exported methods are safe for concurrent use.
 //
 // The dispatch queue is bounded (Options.QueueSize). When it is full, pushed
 // messages are not queued; the client remembers that they exist and pulls

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"github.com/parleyim/parley/protocol"
 )
 
@@ -217,7 +219,7 @@ func (c *Client) sendLoop(ctx context.Context, cl *call, frame []byte) (ack prot
 		if attempt > 1 {
 			c.stats.retransmits.Add(1)
 		}
-		if cn.writeText(frame) == nil {
+		if cn.write(ws.OpText, frame, c.othersInFlight()) == nil {
 			cl.timer.Reset(c.opts.AckTimeout)
 		}
 		select {
@@ -254,6 +256,14 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	case <-c.ctx.Done():
 		return c.stopErr
 	}
+}
+
+// othersInFlight reports whether requests besides the caller's await their
+// replies: woken by the same read, theirs may be written with the caller's.
+func (c *Client) othersInFlight() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending) > 1
 }
 
 // waitConn returns the connection in service, waiting for one if the client
@@ -313,7 +323,7 @@ func (c *Client) roundTrip(ctx context.Context, cl *call, frame []byte) error {
 	}
 	answered := false
 	defer func() { c.release(cl, answered) }()
-	if cn.writeText(frame) != nil {
+	if cn.write(ws.OpText, frame, c.othersInFlight()) != nil {
 		return ErrDisconnected
 	}
 	select {
