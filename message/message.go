@@ -6,7 +6,8 @@
 //
 // # Concurrency model
 //
-// Sends from any goroutine enter one bounded queue. One committer goroutine
+// Sends from any goroutine enter one queue, bounded in sends and in content
+// bytes (QueueLength, QueueBytes). One committer goroutine
 // takes everything queued (up to MaxBatch) and appends it in one store
 // transaction, so concurrent sends share one durable commit. It hands each
 // committed batch to one delivery goroutine, which acknowledges every sender
@@ -42,6 +43,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -76,7 +78,8 @@ type DirectPolicy interface {
 type Config struct {
 	MaxContentBytes int // largest content accepted; default 32 KiB
 	MaxBatch        int // most messages per group commit; default 512
-	QueueLength     int // sends waiting for the committer before Send reports unavailable; default 8192
+	QueueLength     int // sends waiting for the committer before Send reports unavailable; default 65,536
+	QueueBytes      int // content bytes of those sends before Send reports unavailable; default 64 MiB
 	FanoutWorkers   int // goroutines delivering committed messages; default GOMAXPROCS, at least 2
 	FanoutQueue     int // tasks waiting per fan-out worker; default 1024
 	AudienceCache   int // group conversations whose members are cached; default 100,000
@@ -101,9 +104,10 @@ type Service struct {
 	workers  []*fanoutWorker
 	workWG   sync.WaitGroup
 
-	queue     chan *pending
-	delivered chan committed
-	done      chan struct{}
+	queue       chan *pending
+	queuedBytes atomic.Int64 // content bytes of the sends in queue
+	delivered   chan committed
+	done        chan struct{}
 
 	closeMu sync.RWMutex // guards closed against sends racing Close
 	closed  bool
@@ -144,7 +148,10 @@ func New(cfg Config, st Store, users UserDirectory, r router.Router, log *slog.L
 		cfg.MaxBatch = 512
 	}
 	if cfg.QueueLength <= 0 {
-		cfg.QueueLength = 8192
+		cfg.QueueLength = 1 << 16
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = 64 << 20
 	}
 	if cfg.FanoutWorkers <= 0 {
 		cfg.FanoutWorkers = max(2, runtime.GOMAXPROCS(0))
@@ -201,20 +208,31 @@ func (s *Service) SendAsync(ctx context.Context, req SendRequest, done AckFunc) 
 	}
 }
 
-// enqueue queues p for the committer, or says why it cannot.
+// enqueue queues p for the committer, or says why it cannot. The queue is
+// bounded in sends and in content bytes: as many devices as a server holds
+// may each have a send waiting without one being refused, and what waits
+// stays within a fixed amount of memory whatever the content sizes.
 func (s *Service) enqueue(p *pending) error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
 		return protocol.Errorf(protocol.CodeUnavailable, "server is shutting down")
 	}
+	n := int64(len(p.req.Content))
+	if s.queuedBytes.Add(n) > int64(s.cfg.QueueBytes) {
+		s.queuedBytes.Add(-n)
+		return queueFull()
+	}
 	select {
 	case s.queue <- p:
 		return nil
 	default:
-		return protocol.Errorf(protocol.CodeUnavailable, "send queue is full, retry")
+		s.queuedBytes.Add(-n)
+		return queueFull()
 	}
 }
+
+func queueFull() error { return protocol.Errorf(protocol.CodeUnavailable, "send queue is full, retry") }
 
 // Send is SendAsync that waits for the result.
 func (s *Service) Send(ctx context.Context, req SendRequest) (protocol.Ack, error) {
@@ -358,6 +376,11 @@ func (s *Service) commitLoop() {
 				break fill
 			}
 		}
+		var n int64
+		for _, p := range batch {
+			n += int64(len(p.req.Content))
+		}
+		s.queuedBytes.Add(-n)
 		s.delivered <- committed{batch, s.commit(batch)}
 	}
 }

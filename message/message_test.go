@@ -583,3 +583,52 @@ func TestChangeGroupKeepsTheAudienceWithoutReading(t *testing.T) {
 		t.Errorf("the roster was read %d times, want once", n)
 	}
 }
+
+// TestQueueIsBoundedInContentBytes checks that sends waiting for the
+// committer are refused with unavailable once their content passes
+// QueueBytes, however few they are, and accepted again once the committer
+// has taken them.
+func TestQueueIsBoundedInContentBytes(t *testing.T) {
+	content := len(req("a", "b", "x").Content)
+	st := &gatedStore{gate: make(chan struct{}), seq: map[string]int64{}}
+	open := sync.OnceFunc(func() { close(st.gate) })
+	s := New(Config{QueueLength: 1000, QueueBytes: 3 * content}, st, everyoneExists{}, &recordingFanout{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() {
+		open() // Close waits for the commits
+		s.Close()
+	})
+	acks := make(chan error, 10)
+	send := func(cid string) {
+		s.SendAsync(t.Context(), req("a", "b", cid), func(_ protocol.Ack, err error) { acks <- err })
+	}
+
+	send("first") // taken by the committer, which waits at the gate with it
+	for len(s.queue) > 0 || s.queuedBytes.Load() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for i := range 3 {
+		send(fmt.Sprint("fits", i))
+	}
+	send("over")
+	select {
+	case err := <-acks:
+		if protocol.AsError(err).Code != protocol.CodeUnavailable {
+			t.Fatalf("the send past QueueBytes: %v, want unavailable", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the send past QueueBytes was queued")
+	}
+	open()
+	for range 4 {
+		if err := <-acks; err != nil {
+			t.Fatalf("a send within the bound: %v", err)
+		}
+	}
+	send("after")
+	if err := <-acks; err != nil {
+		t.Fatalf("a send once the queue drained: %v", err)
+	}
+	if n := s.queuedBytes.Load(); n != 0 {
+		t.Fatalf("%d content bytes counted as queued after every send was committed", n)
+	}
+}
