@@ -47,9 +47,6 @@ func (s *Service) DeleteConversation(ctx context.Context, user, conv string, ori
 }
 
 func (s *Service) changeSettings(ctx context.Context, user, conv string, c store.SettingsChange, origin router.Device) (protocol.Conversation, error) {
-	if conversation.KindOf(conv) == "" {
-		return protocol.Conversation{}, protocol.Errorf(protocol.CodeInvalidArgument, "%q is not a conversation id", conv)
-	}
 	before, err := s.member(ctx, user, conv)
 	if err != nil {
 		return protocol.Conversation{}, err

@@ -20,10 +20,14 @@ const (
 )
 
 // member returns the user's state in a conversation, hiding conversations the
-// user is not in behind not_found.
+// user is not in behind not_found; an id that names no conversation at all is
+// invalid_argument, as it is for send.
 func (s *Service) member(ctx context.Context, user, conv string) (store.Member, error) {
-	if conv == "" {
+	switch {
+	case conv == "":
 		return store.Member{}, protocol.Errorf(protocol.CodeInvalidArgument, "conv is required")
+	case conversation.KindOf(conv) == "":
+		return store.Member{}, protocol.Errorf(protocol.CodeInvalidArgument, "%q is not a conversation id", conv)
 	}
 	m, err := s.store.Member(ctx, user, conv)
 	if errors.Is(err, store.ErrNotFound) {
