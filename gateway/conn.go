@@ -139,7 +139,7 @@ func (c *conn) queueLocked(f outFrame) bool {
 		c.abortLocked()
 		metrics.SlowConsumers.Inc()
 		metrics.Kicks.WithLabelValues(string(protocol.CodeKickSlowClient)).Inc()
-		c.gw.log.Info("closing slow consumer", "user", c.user, "device", c.device)
+		c.gw.log.Info("closing slow consumer", "conn", c.id, "user", c.user, "device", c.device)
 		return false
 	}
 	c.queue = append(c.queue, f)
@@ -345,6 +345,12 @@ func (c *conn) drain(unsent []byte, wait bool) (rest []byte, stalled bool) {
 			rest, err = c.writeBriefly(rest)
 		}
 		if err != nil {
+			c.mu.Lock()
+			aborted := c.aborted // an abort says why where it is decided
+			c.mu.Unlock()
+			if !aborted {
+				c.gw.log.Debug("connection write failed", "conn", c.id, "user", c.user, "device", c.device, "err", err)
+			}
 			c.gw.teardown(c)
 			return nil, false
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -295,4 +296,44 @@ func TestSharedDeflateCompressesOnce(t *testing.T) {
 	if len(outs[0]) >= len(payload) {
 		t.Errorf("compressed %d bytes into %d", len(payload), len(outs[0]))
 	}
+}
+
+// TestAFailedWriteSaysWhy checks that a connection torn down after a failed
+// write logs why, with its conn id, before it logs that it closed.
+func TestAFailedWriteSaysWhy(t *testing.T) {
+	c, client := pipeConn(t)
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	c.gw.log = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c.id = 42
+	client.Close() // the next write fails
+	c.enqueue([]byte(`{"type":"pong"}`), opText)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		out := logged.String()
+		mu.Unlock()
+		if strings.Contains(out, "connection closed") {
+			why := strings.Index(out, `msg="connection write failed" conn=42`)
+			if why < 0 || why > strings.Index(out, "connection closed") || !strings.Contains(out[why:], "err=") {
+				t.Fatalf("no reason before the close, with the conn id and the error:\n%s", out)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the connection did not close:\n%s", out)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -318,8 +318,12 @@ func (g *Gateway) serve(c *conn) {
 			c.kick(protocol.CodeKickProtocol, "websocket protocol violation")
 			return
 		case err == errClientClosed:
+			g.log.Debug("client closed the connection", "conn", c.id, "user", c.user, "device", c.device)
 			return
 		case err != nil:
+			// The teardown's log line cannot say why (a field for it would
+			// cost every idle connection); this one does.
+			g.log.Debug("connection read failed", "conn", c.id, "user", c.user, "device", c.device, "err", err)
 			c.abort()
 			return
 		}
