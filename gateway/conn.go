@@ -69,7 +69,6 @@ type conn struct {
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame read, for the idle sweep
 	serving  atomic.Bool  // a serve goroutine is reading the connection
-	sending  atomic.Int32 // sends of this connection awaiting their acks
 
 	mu      sync.Mutex
 	subs    []string   // presence subscriptions; guarded by mu

@@ -421,25 +421,13 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 	return p.r.Read(b)
 }
 
-// maxSendsInFlight bounds a connection's sends awaiting their acks, so that
-// one device's burst cannot fill the server-wide commit queue, which every
-// other device's sends go through.
-const maxSendsInFlight = 256
-
 // send hands a send frame's message to the message service; the ack, or the
-// error, answers request id. A send over maxSendsInFlight is refused with
-// unavailable, which clients retry.
+// error, answers request id.
 func (g *Gateway) send(c *conn, id string, s *protocol.Send) {
-	if c.sending.Add(1) > maxSendsInFlight {
-		c.sending.Add(-1)
-		c.sendError(id, protocol.Errorf(protocol.CodeUnavailable, "%d sends of this connection await their acks; send more as they are acked", maxSendsInFlight))
-		return
-	}
 	g.messages.SendAsync(g.ctx, message.SendRequest{
 		From: c.user, To: s.To, Conversation: s.Conversation, ClientID: s.ClientID,
 		ContentType: s.ContentType, Content: s.Content, Origin: c.origin(),
 	}, func(ack protocol.Ack, err error) {
-		c.sending.Add(-1)
 		if err != nil {
 			c.sendError(id, err)
 			return

@@ -42,7 +42,7 @@ test("an offline burst is caught up exactly once and in order", async () => {
   await Promise.all(Array.from({ length: n }, (_, i) => alice.sendText("burst-bob", `m${i}`)));
 
   // Resuming from stored positions delivers only what was missed.
-  const bob2 = new Client({ url: srv.wsURL, token: bobToken, WebSocket: (await import("ws")).default as any, positions, version });
+  const bob2 = srv.track(new Client({ url: srv.wsURL, token: bobToken, WebSocket: (await import("ws")).default as any, positions, version }));
   const resumed = collect(bob2);
   await bob2.start();
   const conv = Client.directConversationId("burst-alice", "burst-bob");
@@ -150,7 +150,7 @@ test("a deactivated user's client stops for good, and so does one started later"
   await stopsOnKick(bob, "/v1/users/deact-bob/deactivate", "user_deactivated");
   // start() retries a failed first connection, except for a token that
   // will never work again.
-  const later = new Client(srv.options(spare));
+  const later = srv.track(new Client(srv.options(spare)));
   await assert.rejects(later.start(), (e: unknown) => e instanceof ParleyError && e.code === "user_deactivated");
   later.close();
 });
@@ -224,7 +224,7 @@ test("heartbeats keep a connection open past the server's idle timeout", async (
 
 test("close while connecting ends the attempt", async () => {
   const token = await srv.user("close-early");
-  const c = new Client({ url: srv.wsURL, token, WebSocket: (await import("ws")).default as any });
+  const c = srv.track(new Client({ url: srv.wsURL, token, WebSocket: (await import("ws")).default as any }));
   const states: string[] = [];
   c.on("state", (s) => states.push(s.state));
   const ready = c.start();

@@ -124,7 +124,13 @@ export class Server {
 
   /** client connects an SDK client with options. */
   async client(token: string | (() => Promise<string>), opts: Partial<ClientOptions> = {}): Promise<Client> {
-    const c = await Client.connect(this.options(token, opts));
+    return this.track(await Client.connect(this.options(token, opts)));
+  }
+
+  /** track has destroy close c: a test that fails before closing a client
+   * it made itself must not leave it reconnecting, which keeps the test
+   * process from exiting. */
+  track(c: Client): Client {
     this.clients.push(c);
     return c;
   }
