@@ -219,7 +219,7 @@ func (c *Client) sendLoop(ctx context.Context, cl *call, frame []byte) (ack prot
 		if attempt > 1 {
 			c.stats.retransmits.Add(1)
 		}
-		if cn.write(ws.OpText, frame, c.othersInFlight()) == nil {
+		if c.writeRequest(cn, frame) == nil {
 			cl.timer.Reset(c.opts.AckTimeout)
 		}
 		select {
@@ -258,12 +258,14 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// othersInFlight reports whether requests besides the caller's await their
-// replies: woken by the same read, theirs may be written with the caller's.
-func (c *Client) othersInFlight() bool {
+// writeRequest writes the frame of a request already registered as
+// pending. If other requests await their replies too, the write gathers:
+// woken by the same read, theirs may go out with this one.
+func (c *Client) writeRequest(cn *conn, frame []byte) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.pending) > 1
+	others := len(c.pending) > 1
+	c.mu.Unlock()
+	return cn.write(ws.OpText, frame, others)
 }
 
 // waitConn returns the connection in service, waiting for one if the client
@@ -323,7 +325,7 @@ func (c *Client) roundTrip(ctx context.Context, cl *call, frame []byte) error {
 	}
 	answered := false
 	defer func() { c.release(cl, answered) }()
-	if cn.write(ws.OpText, frame, c.othersInFlight()) != nil {
+	if c.writeRequest(cn, frame) != nil {
 		return ErrDisconnected
 	}
 	select {

@@ -36,9 +36,7 @@ func TestDeliverBulkGoesOnPastAStalledClient(t *testing.T) {
 	clients := make([]net.Conn, n)
 	for i := range n {
 		server, client := narrowPair(t)
-		c := g.newConn(t, server)
-		c.user, c.device = fmt.Sprintf("u%03d", i), "d"
-		h.add(c)
+		c := g.joinHub(t, h, server, fmt.Sprintf("u%03d", i))
 		users[i], clients[i] = c.user, client
 	}
 	frames := [][]byte{
@@ -82,9 +80,7 @@ func TestDeliverBulkAfterTheWriteDeadlinePassed(t *testing.T) {
 	g := newTestGateway(t, Config{WriteTimeout: 50 * time.Millisecond})
 	h := NewHub("")
 	server, client := tcpPair(t)
-	c := g.newConn(t, server)
-	c.user, c.device = "u", "d"
-	h.add(c)
+	g.joinHub(t, h, server, "u")
 	read := func(want string) {
 		t.Helper()
 		client.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -112,9 +108,7 @@ func TestAbortEndsAStalledBulkWrite(t *testing.T) {
 	g := newTestGateway(t, Config{WriteTimeout: 10 * time.Minute})
 	h := NewHub("")
 	server, client := narrowPair(t)
-	c := g.newConn(t, server)
-	c.user, c.device = "u", "d"
-	h.add(c)
+	c := g.joinHub(t, h, server, "u")
 	h.DeliverBulk([]string{"u"}, []byte(`{"type":"message","data":"`+string(bytes.Repeat([]byte("a"), 1<<20))+`"}`), router.Device{})
 	time.Sleep(3 * bulkPatience) // the bulk writer hands the connection over
 	c.abort()
@@ -182,4 +176,12 @@ func narrowPair(t *testing.T) (server, client net.Conn) {
 	server.(*net.TCPConn).SetWriteBuffer(64 << 10)
 	client.(*net.TCPConn).SetReadBuffer(64 << 10)
 	return server, client
+}
+
+// joinHub returns a connection on server, as device "d" of user, added to h.
+func (g *Gateway) joinHub(t *testing.T, h *Hub, server net.Conn, user string) *conn {
+	c := g.newConn(t, server)
+	c.user, c.device = user, "d"
+	h.add(c)
+	return c
 }

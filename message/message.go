@@ -234,6 +234,12 @@ func (s *Service) enqueue(p *pending) error {
 
 func queueFull() error { return protocol.Errorf(protocol.CodeUnavailable, "send queue is full, retry") }
 
+// notConversationID is the error for an id that names no conversation at
+// all, whatever the request.
+func notConversationID(conv string) error {
+	return protocol.Errorf(protocol.CodeInvalidArgument, "conv %q is not a conversation id", conv)
+}
+
 // Send is SendAsync that waits for the result.
 func (s *Service) Send(ctx context.Context, req SendRequest) (protocol.Ack, error) {
 	type result struct {
@@ -337,7 +343,7 @@ func (s *Service) validateConversation(ctx context.Context, nm *store.NewMessage
 	case conversation.Group:
 		return s.validateGroup(ctx, nm, conv)
 	case "":
-		return protocol.Errorf(protocol.CodeInvalidArgument, "conv %q is not a conversation id", conv)
+		return notConversationID(conv)
 	}
 	return protocol.Errorf(protocol.CodeForbidden, "conversations of this kind take no messages from users")
 }
@@ -364,6 +370,7 @@ func (s *Service) commitLoop() {
 			return
 		}
 		batch := []*pending{first}
+		taken := int64(len(first.req.Content)) // content bytes leaving the queue
 	fill:
 		for len(batch) < s.cfg.MaxBatch {
 			select {
@@ -372,15 +379,12 @@ func (s *Service) commitLoop() {
 					break fill
 				}
 				batch = append(batch, p)
+				taken += int64(len(p.req.Content))
 			default:
 				break fill
 			}
 		}
-		var n int64
-		for _, p := range batch {
-			n += int64(len(p.req.Content))
-		}
-		s.queuedBytes.Add(-n)
+		s.queuedBytes.Add(-taken)
 		s.delivered <- committed{batch, s.commit(batch)}
 	}
 }

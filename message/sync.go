@@ -27,7 +27,7 @@ func (s *Service) member(ctx context.Context, user, conv string) (store.Member, 
 	case conv == "":
 		return store.Member{}, protocol.Errorf(protocol.CodeInvalidArgument, "conv is required")
 	case conversation.KindOf(conv) == "":
-		return store.Member{}, protocol.Errorf(protocol.CodeInvalidArgument, "%q is not a conversation id", conv)
+		return store.Member{}, notConversationID(conv)
 	}
 	m, err := s.store.Member(ctx, user, conv)
 	if errors.Is(err, store.ErrNotFound) {
