@@ -382,8 +382,8 @@ func TestSendRetransmitsWithSameID(t *testing.T) {
 			wantDup: true,
 		},
 		{
-			name:    "ack lost",
-			action:  clienttest.SendAction{NoAck: true},
+			name:    "server hung after the commit",
+			action:  clienttest.SendAction{Hang: true},
 			wantDup: true,
 		},
 		{
@@ -422,6 +422,33 @@ func TestSendRetransmitsWithSameID(t *testing.T) {
 				t.Errorf("Retransmits = %d, want 1", st.Retransmits)
 			}
 		})
+	}
+}
+
+// A server that is slow to ack but answers pings is waited for: a copy of
+// the send on the same connection would only add to its work.
+func TestSlowAckIsWaitedForNotRetransmitted(t *testing.T) {
+	s := clienttest.NewServer(t)
+	s.OnSend(func(protocol.Send, int) clienttest.SendAction {
+		return clienttest.SendAction{AckAfter: 600 * time.Millisecond} // six ack timeouts
+	})
+	c := dialTest(t, testOptions(s, "alice", "phone"), nil)
+	cid := c.NewClientID()
+	ack, err := c.SendWithID(testContext(t), cid, "bob", "text", json.RawMessage(`"hi"`))
+	if err != nil {
+		t.Fatalf("SendWithID: %v", err)
+	}
+	if ack.ClientID != cid || ack.Seq != 1 || ack.Duplicate {
+		t.Errorf("ack = %+v, want seq 1, cid %s, not a duplicate", ack, cid)
+	}
+	if got := s.Sends(cid); got != 1 {
+		t.Errorf("server saw the client id %d times, want 1", got)
+	}
+	if s.Pings() == 0 {
+		t.Error("the client sent no ping to learn whether the silent server lived")
+	}
+	if st := c.Stats(); st.Retransmits != 0 || st.Connects != 1 {
+		t.Errorf("Retransmits = %d, Connects = %d, want 0 and 1", st.Retransmits, st.Connects)
 	}
 }
 

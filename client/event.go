@@ -22,6 +22,11 @@ var (
 	// errHeartbeat is the cause of a connection the client gave up on because
 	// the server stayed silent for two heartbeat intervals.
 	errHeartbeat = errors.New("client: heartbeat timeout")
+
+	// errAckTimeout is the cause of a connection the client gave up on
+	// because nothing arrived for Options.AckTimeout after a send, nor after a
+	// ping for as long again.
+	errAckTimeout = errors.New("client: the server stayed silent after a send and a ping")
 )
 
 // Event is a connection lifecycle event passed to Options.OnEvent. It is one

@@ -164,10 +164,13 @@ func (c *Client) SendToWithID(ctx context.Context, clientID, conv, contentType s
 
 // SendWithID sends a message to user to with the caller's client message id
 // and returns the server's ack once the message is committed. It
-// retransmits with the same id when no ack comes within Options.AckTimeout
-// and after every reconnection, until acknowledged, until ctx ends, or until
-// the client stops; the server stores the message once however many copies
-// it receives. A refusal by the server is returned as a *protocol.Error,
+// retransmits with the same id after every reconnection, until
+// acknowledged, until ctx ends, or until the client stops; the server stores
+// the message once however many copies it receives. It never writes a copy
+// on the connection that carried the send: a slow ack on a connection the
+// server is heard on is waited for, and a connection on which nothing
+// arrives for Options.AckTimeout after the send, nor for as long after a
+// ping, is closed and replaced. A refusal by the server is returned as a *protocol.Error,
 // except unavailable and internal, which are retried after a backoff. If
 // SendWithID returns early the message may still be committed: calling it
 // again with the same id finds out without sending a second message.
@@ -219,27 +222,50 @@ func (c *Client) sendLoop(ctx context.Context, cl *call, frame []byte) (ack prot
 		if attempt > 1 {
 			c.stats.retransmits.Add(1)
 		}
+		heard, probed := cn.frames.Load(), false
 		if c.writeRequest(cn, frame) == nil {
 			cl.timer.Reset(c.opts.AckTimeout)
 		}
-		select {
-		case <-cl.done:
-			answered = true
-			if pe, ok := cl.err.(*protocol.Error); ok && retryableCode(pe.Code) {
-				if err := c.sleep(ctx, c.backoff.delay(attempt)); err != nil {
-					return ack, err
+	wait:
+		for {
+			select {
+			case <-cl.done:
+				answered = true
+				if pe, ok := cl.err.(*protocol.Error); ok && retryableCode(pe.Code) {
+					if err := c.sleep(ctx, c.backoff.delay(attempt)); err != nil {
+						return ack, err
+					}
+					cl.err, answered = nil, false
+					c.register(cl)
+					break wait
 				}
-				cl.err, answered = nil, false
-				c.register(cl)
-				continue
+				return cl.ack, cl.err
+			case <-cl.timer.C:
+				// The frame is on a stream that loses nothing, so a copy on
+				// the same connection could only add to a busy server's
+				// work. While the server is heard from, the send waits. A
+				// silent server is asked for a pong; silent for another
+				// timeout, it is presumed gone, and the send goes out again
+				// on the next connection.
+				if n := cn.frames.Load(); n != heard {
+					heard, probed = n, false
+					cl.timer.Reset(c.opts.AckTimeout)
+					continue
+				}
+				if !probed {
+					probed = true
+					_ = cn.writeText(pingFrame) // a failed write fails cn
+					cl.timer.Reset(c.opts.AckTimeout)
+					continue
+				}
+				cn.fail(errAckTimeout)
+			case <-cn.done:
+				break wait
+			case <-ctx.Done():
+				return ack, ctx.Err()
+			case <-c.ctx.Done():
+				return ack, c.stopErr
 			}
-			return cl.ack, cl.err
-		case <-cl.timer.C:
-		case <-cn.done:
-		case <-ctx.Done():
-			return ack, ctx.Err()
-		case <-c.ctx.Done():
-			return ack, c.stopErr
 		}
 	}
 }

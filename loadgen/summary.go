@@ -57,7 +57,7 @@ type Summary struct {
 	Reconnects  uint64            `json:"reconnects"`
 	Kicks       map[string]uint64 `json:"kicks,omitempty"` // by kick code
 	Pulls       uint64            `json:"pulls"`           // gap and catch-up pulls by the SDK
-	Retransmits uint64            `json:"retransmits"`     // sends repeated after an ack timeout or reconnection
+	Retransmits uint64            `json:"retransmits"`     // sends repeated after a reconnection or an unavailable
 
 	Idle *IdleMemory `json:"idle,omitempty"`
 }

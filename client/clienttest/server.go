@@ -68,8 +68,13 @@ type Server struct {
 // handles it normally.
 type SendAction struct {
 	Err    *protocol.Error // refuse the send with this error; nothing is committed
-	NoAck  bool            // commit, but send no ack
 	Hangup bool            // commit, then close the connection without an ack
+	// Hang: commit, then answer nothing more on this connection (no ack,
+	// no pong), keeping it open, as a hung server would.
+	Hang bool
+	// AckAfter: commit, and ack after this long, answering other frames
+	// meanwhile, as a busy server would.
+	AckAfter time.Duration
 }
 
 type identity struct {
@@ -565,11 +570,18 @@ func (c *conn) handle(f protocol.Frame) bool {
 			return true
 		}
 		s.pushAll(c, m)
+		ack := protocol.Ack{ClientID: m.ClientID, Conversation: m.Conversation, Seq: m.Seq, ServerID: m.ServerID, Time: m.Time}
 		switch {
 		case act.Hangup:
 			return false
-		case !act.NoAck:
-			c.reply(f.ID, protocol.TypeAck, protocol.Ack{ClientID: m.ClientID, Conversation: m.Conversation, Seq: m.Seq, ServerID: m.ServerID, Time: m.Time})
+		case act.Hang:
+			c.mu.Lock()
+			c.silent = true
+			c.mu.Unlock()
+		case act.AckAfter > 0:
+			time.AfterFunc(act.AckAfter, func() { c.reply(f.ID, protocol.TypeAck, ack) })
+		default:
+			c.reply(f.ID, protocol.TypeAck, ack)
 		}
 	case protocol.TypePull:
 		var p protocol.Pull

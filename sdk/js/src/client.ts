@@ -42,7 +42,14 @@ export interface ClientOptions {
   fetch?: FetchLike;
   /** Overrides the ping interval the server announces in hello. The connection counts as dead after two silent intervals. */
   heartbeatMs?: number;
-  /** How long a send waits for its ack before it is retransmitted with the same cid. */
+  /**
+   * How long a send waits for its ack before it checks the connection: if
+   * anything else arrived meanwhile the send waits on (the server is slow,
+   * not gone); if nothing did, the client pings, and if nothing arrives for
+   * another ackTimeoutMs the connection is ended and the send retransmitted
+   * with the same cid on the next one. A send is never written twice on one
+   * connection, except after the server answered unavailable or internal.
+   */
   ackTimeoutMs?: number;
   /** Bounds of the reconnection delay: attempt n waits a random time in [0, min(max, min·2^(n-1))]. */
   backoffMinMs?: number;
@@ -682,10 +689,11 @@ export class Client {
 
   /**
    * send sends a message and resolves with the server's ack once it is
-   * committed. It retransmits with the same cid when no ack comes within
-   * ackTimeoutMs and after every reconnection, until acknowledged, until
-   * the client stops, or until options.timeoutMs; the server stores the
-   * message once however many copies arrive. A refusal is a ParleyError
+   * committed. It retransmits with the same cid after every reconnection,
+   * until acknowledged, until the client stops, or until options.timeoutMs;
+   * the server stores the message once however many copies arrive. It never
+   * writes a copy on the connection that carried the send: a slow ack is
+   * waited for while the server is heard from (see ackTimeoutMs). A refusal is a ParleyError
    * with the server's code, except unavailable and internal, which are
    * retried after a backoff. Once acknowledged the message is also
    * delivered as a "message" event in its conversation's order. Many sends
@@ -746,11 +754,25 @@ export class Client {
       },
     });
     const frame = `{"type":"send","id":"${id}","data":{"cid":${JSON.stringify(s.cid)},${s.target},"ctype":${JSON.stringify(s.ctype)},"content":${s.content}}}`;
-    if (this.write(cn, frame)) {
-      s.ackTimer = setTimeout(() => {
-        if (!s.done && s.reqId === id && this.conn === cn) this.transmit(s);
-      }, this.opts.ackTimeoutMs);
-    }
+    if (this.write(cn, frame)) this.awaitAck(s, id, cn, cn.frames, false);
+  }
+
+  // awaitAck checks the connection each ackTimeoutMs while s waits for its
+  // ack. The frame is on a stream that loses nothing, so a copy on the same
+  // connection could only add to a busy server's work: while the server is
+  // heard from, the send waits. A silent server is asked for a pong; silent
+  // for another timeout, it is presumed gone, and the connection is ended,
+  // so that the send goes out again after the next hello.
+  private awaitAck(s: OutgoingSend, id: string, cn: Conn, heard: number, probed: boolean): void {
+    s.ackTimer = setTimeout(() => {
+      if (s.done || s.reqId !== id || cn.ended) return;
+      if (cn.frames !== heard) return this.awaitAck(s, id, cn, cn.frames, false);
+      if (!probed) {
+        this.write(cn, '{"type":"ping"}');
+        return this.awaitAck(s, id, cn, heard, true);
+      }
+      cn.end(new ParleyError(Codes.Timeout, "the server stayed silent after a send and a ping"));
+    }, this.opts.ackTimeoutMs);
   }
 
   private finishSend(s: OutgoingSend, ack?: Ack, err?: ParleyError): void {

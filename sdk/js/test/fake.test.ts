@@ -3,7 +3,7 @@
 // conversation, a push repeated) or only at scale (a paged list).
 import { test, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { Client, type Changed, type Message, type WebSocketConstructor, type WebSocketLike } from "../src/index.js";
+import { Client, type Changed, type ClientOptions, type Message, type WebSocketConstructor, type WebSocketLike } from "../src/index.js";
 import { waitFor } from "./harness.js";
 
 // FakeSocket is a WebSocketLike whose server side is a function of the
@@ -41,8 +41,8 @@ afterEach(() => {
   for (const c of open.splice(0)) c.close();
 });
 
-async function connect(WebSocket: WebSocketConstructor): Promise<Client> {
-  const c = await Client.connect({ url: "ws://fake/v1/ws", token: "t", WebSocket });
+async function connect(WebSocket: WebSocketConstructor, options: Partial<ClientOptions> = {}): Promise<Client> {
+  const c = await Client.connect({ url: "ws://fake/v1/ws", token: "t", WebSocket, ...options });
   open.push(c);
   return c;
 }
@@ -131,6 +131,46 @@ test("a send by conversation id names conv in the frame", { timeout: 20000 }, as
   assert.equal(delivered[0].to, undefined);
   assert.equal(c.conversation("g:crew")?.kind, "group");
   assert.equal(c.conversation("g:crew")?.unread, 0);
+});
+
+test("a slow ack is waited for while the server answers pings, never sent twice on one connection", { timeout: 20000 }, async () => {
+  const WebSocket = fakeServer((f) => {
+    if (f.type === "conversations") return [{ type: "conversations", id: f.id, data: { version: 1, conversations: [] } }];
+    if (f.type === "ping") return [{ type: "pong", id: f.id, data: { server_time: 1 } }];
+    if (f.type === "send") {
+      const ws = FakeSocket.last!;
+      setTimeout(() => ws.push({ type: "ack", id: f.id, data: { cid: f.data.cid, conv: "d:me:you", seq: 1, sid: "s1", ts: 1 } }), 600); // six ack timeouts
+    }
+    return [];
+  });
+  const c = await connect(WebSocket, { ackTimeoutMs: 100 });
+  const ack = await c.sendText("you", "hi");
+  assert.equal(ack.seq, 1);
+  const sent = FakeSocket.last!.sent;
+  assert.equal(sent.filter((f) => f.type === "send").length, 1);
+  assert.ok(sent.some((f) => f.type === "ping"), "the client pinged the silent server");
+  assert.deepEqual([c.stats.connects, c.stats.retransmits], [1, 0]);
+});
+
+test("a server silent after a send and a ping is left, and the send goes out on the next connection", { timeout: 20000 }, async () => {
+  const sockets: FakeSocket[] = [];
+  const WebSocket = fakeServer((f) => {
+    const ws = FakeSocket.last!;
+    if (!sockets.includes(ws)) sockets.push(ws);
+    if (f.type === "conversations") return [{ type: "conversations", id: f.id, data: { version: 1, conversations: [] } }];
+    if (sockets.length === 1) return []; // hung: no ack, no pong
+    if (f.type === "send") return [{ type: "ack", id: f.id, data: { cid: f.data.cid, conv: "d:me:you", seq: 1, sid: "s1", ts: 1, dup: true } }];
+    return [];
+  });
+  const c = await connect(WebSocket, { ackTimeoutMs: 100, backoffMinMs: 1, backoffMaxMs: 10 });
+  const ack = await c.sendText("you", "hi");
+  assert.equal(ack.dup, true);
+  assert.equal(sockets.length, 2);
+  const sends = sockets.map((ws) => ws.sent.filter((f) => f.type === "send"));
+  assert.deepEqual(sends.map((x) => x.length), [1, 1]);
+  assert.equal(sends[0][0].data.cid, sends[1][0].data.cid);
+  assert.ok(sockets[0].sent.some((f) => f.type === "ping"), "the client pinged before it gave up");
+  assert.deepEqual([c.stats.connects, c.stats.retransmits], [2, 1]);
 });
 
 test("changed pushes are emitted; malformed ones and unknown push types are ignored", { timeout: 20000 }, async () => {
