@@ -92,7 +92,8 @@ func (c *Client) JoinGroup(ctx context.Context, id, message string) (protocol.Jo
 	return out, err
 }
 
-// JoinRequests lists a group's join requests, for its owner and admins.
+// JoinRequests lists a group's join requests for its owner and admins; for
+// anyone else, their own request to the group, if they made one.
 func (c *Client) JoinRequests(ctx context.Context, id string) ([]protocol.JoinRequest, error) {
 	var out protocol.JoinRequests
 	err := c.Call(ctx, http.MethodGet, groupPath(id, "requests"), nil, &out)

@@ -844,7 +844,7 @@ func (s *Service) Join(ctx context.Context, a Actor, id string, j protocol.JoinG
 		if r.Version, err = s.store.SetJoinRequest(ctx, r); err != nil {
 			return protocol.Joined{}, fmt.Errorf("group: store join request: %w", err)
 		}
-		s.pushChanged(s.managers(ctx, conv), protocol.ScopeGroupRequests, id, r.Version)
+		s.pushChanged(append(s.managers(ctx, conv), a.User), protocol.ScopeGroupRequests, id, r.Version)
 		w := requestToWire(r)
 		return protocol.Joined{Request: &w}, nil
 	}
@@ -870,17 +870,26 @@ func (s *Service) managers(ctx context.Context, conv string) []string {
 // MaxJoinRequests is the most join requests a listing returns.
 const MaxJoinRequests = 500
 
-// Requests lists a group's join requests, newest first: for its owner,
-// admins and the app server.
+// Requests lists a group's join requests, newest first: all of them for
+// its owner, admins and the app server; for anyone else their own, if they
+// made one, which is how a requester learns the answer.
 func (s *Service) Requests(ctx context.Context, a Actor, id string) (protocol.JoinRequests, error) {
 	_, p, err := s.group(ctx, a, id)
 	if err != nil {
 		return protocol.JoinRequests{}, err
 	}
-	if err := need(p, rankAdmin, "see join requests"); err != nil {
-		return protocol.JoinRequests{}, err
+	conv := conversation.GroupID(id)
+	if p.rank() < rankAdmin {
+		r, err := s.store.JoinRequest(ctx, conv, a.User)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return protocol.JoinRequests{Requests: []protocol.JoinRequest{}}, nil
+		case err != nil:
+			return protocol.JoinRequests{}, fmt.Errorf("group: read join request: %w", err)
+		}
+		return protocol.JoinRequests{Requests: []protocol.JoinRequest{requestToWire(r)}}, nil
 	}
-	rs, err := s.store.JoinRequests(ctx, conversation.GroupID(id), MaxJoinRequests)
+	rs, err := s.store.JoinRequests(ctx, conv, MaxJoinRequests)
 	if err != nil {
 		return protocol.JoinRequests{}, fmt.Errorf("group: join requests: %w", err)
 	}
@@ -925,7 +934,7 @@ func (s *Service) Answer(ctx context.Context, a Actor, id, user string, accept b
 	if r.Version, err = s.store.SetJoinRequest(ctx, r); err != nil {
 		return protocol.JoinRequest{}, fmt.Errorf("group: store join request: %w", err)
 	}
-	s.pushChanged(s.managers(ctx, conv), protocol.ScopeGroupRequests, id, r.Version)
+	s.pushChanged(append(s.managers(ctx, conv), user), protocol.ScopeGroupRequests, id, r.Version)
 	return requestToWire(r), nil
 }
 

@@ -344,3 +344,60 @@ func TestGroupManagementBadInput(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestJoinRequestAnswerReachesRequester: a requester is told when their
+// request is answered, and may read their own request (and no one else's).
+func TestJoinRequestAnswerReachesRequester(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	olga, _ := parleytest.Dial(t, s.WSURL, s.User(t, "olga", "web", "o1"))
+	nina, _ := parleytest.Dial(t, s.WSURL, s.User(t, "nina", "web", "n1"))
+	ninaPhone, _ := parleytest.Dial(t, s.WSURL, s.User(t, "nina", "ios", "n2"))
+	otto, _ := parleytest.Dial(t, s.WSURL, s.User(t, "otto", "web", "t1"))
+	call(t, olga, "POST", "/v1/groups", protocol.NewGroup{ID: "door", Name: "Door"}, nil)
+
+	waitRequestsChanged := func(who *parleytest.Conn) {
+		t.Helper()
+		for {
+			f := who.Next(t, 5*time.Second)
+			var ch protocol.Changed
+			if f.Type == protocol.TypeChanged && json.Unmarshal(f.Data, &ch) == nil && ch.Scope == protocol.ScopeGroupRequests {
+				if ch.ID != "door" || ch.Version == 0 {
+					t.Fatalf("changed push %+v", ch)
+				}
+				return
+			}
+		}
+	}
+	own := func(who *parleytest.Conn) []protocol.JoinRequest {
+		t.Helper()
+		var reqs protocol.JoinRequests
+		call(t, who, "GET", "/v1/groups/door/requests", nil, &reqs)
+		return reqs.Requests
+	}
+
+	call(t, nina, "POST", "/v1/groups/door/join", protocol.JoinGroup{Message: "knock"}, nil)
+	waitRequestsChanged(ninaPhone) // her other devices learn of it too
+	if rs := own(nina); len(rs) != 1 || rs[0].User != "nina" || rs[0].State != "pending" || rs[0].Message != "knock" {
+		t.Fatalf("nina's own requests %+v", rs)
+	}
+	if rs := own(otto); rs == nil || len(rs) != 0 {
+		t.Fatalf("an outsider who asked nothing sees %+v, want an empty list", rs)
+	}
+	call(t, otto, "POST", "/v1/groups/door/join", protocol.JoinGroup{}, nil)
+	if rs := own(otto); len(rs) != 1 || rs[0].User != "otto" {
+		t.Fatalf("otto sees %+v, want his request alone", rs)
+	}
+	if rs := own(olga); len(rs) != 2 {
+		t.Fatalf("the owner sees %+v, want both requests", rs)
+	}
+
+	call(t, olga, "POST", "/v1/groups/door/requests/nina/refuse", nil, nil)
+	waitRequestsChanged(ninaPhone)
+	if rs := own(nina); len(rs) != 1 || rs[0].State != "refused" {
+		t.Fatalf("nina's request after the refusal %+v", rs)
+	}
+	call(t, nina, "POST", "/v1/groups/door/join", protocol.JoinGroup{Message: "again"}, nil)
+	if rs := own(nina); len(rs) != 1 || rs[0].State != "pending" || rs[0].Message != "again" {
+		t.Fatalf("nina's request after asking again %+v", rs)
+	}
+}
