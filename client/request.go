@@ -184,11 +184,10 @@ func (c *Client) SendWithID(ctx context.Context, clientID, to, contentType strin
 
 // send sends a message addressed by field ("to" or "conv") to target.
 func (c *Client) send(ctx context.Context, clientID, field, target, contentType string, content json.RawMessage) (protocol.Ack, error) {
-	if !json.Valid(content) {
+	var compact bytes.Buffer
+	if json.Compact(&compact, content) != nil { // one pass validates and compacts
 		return protocol.Ack{}, fmt.Errorf("client: send: %w", protocol.Errorf(protocol.CodeInvalidArgument, "content is not valid JSON"))
 	}
-	var compact bytes.Buffer
-	json.Compact(&compact, content) // valid JSON always compacts
 	content = compact.Bytes()
 	cl := c.newCall(protocol.TypeAck)
 	frame, start := appendSendFrame(nil, cl.id, clientID, field, target, contentType, content)
