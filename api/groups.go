@@ -48,18 +48,11 @@ func (a *API) dismissGroup(ctx context.Context, who caller, r *http.Request) (in
 }
 
 func (a *API) groupMembers(ctx context.Context, who caller, r *http.Request) (int, any, error) {
-	since, err := queryInt(r, "since")
+	since, limit, err := sinceLimit(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	limit, err := queryInt(r, "limit")
-	if err != nil {
-		return 0, nil, err
-	}
-	if since < 0 || limit < 0 {
-		return 0, nil, protocol.Errorf(protocol.CodeInvalidArgument, "since and limit must not be negative")
-	}
-	m, err := a.Groups.Members(ctx, actor(who, r), r.PathValue("id"), since, int(min(limit, group.MaxMembersPage)))
+	m, err := a.Groups.Members(ctx, actor(who, r), r.PathValue("id"), since, limit)
 	return http.StatusOK, m, err
 }
 
@@ -125,12 +118,9 @@ func (a *API) myGroups(ctx context.Context, who caller, r *http.Request) (int, a
 	if err != nil {
 		return 0, nil, err
 	}
-	since, err := queryInt(r, "since")
+	since, _, err := sinceLimit(r)
 	if err != nil {
 		return 0, nil, err
-	}
-	if since < 0 {
-		return 0, nil, protocol.Errorf(protocol.CodeInvalidArgument, "since must not be negative")
 	}
 	gs, err := a.Groups.UserGroups(ctx, user, since)
 	return http.StatusOK, gs, err

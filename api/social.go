@@ -26,7 +26,8 @@ func (a *API) socialRoutes(mux *http.ServeMux) {
 	a.handle(mux, "DELETE /v1/blocks/{user}", anyone, a.unblock)
 }
 
-// sinceLimit reads the since and limit parameters of an incremental list.
+// sinceLimit reads the since and limit parameters of an incremental list;
+// the service checks and bounds them (protocol.SyncDelta).
 func sinceLimit(r *http.Request) (since int64, limit int, err error) {
 	if since, err = queryInt(r, "since"); err != nil {
 		return 0, 0, err
@@ -34,9 +35,6 @@ func sinceLimit(r *http.Request) (since int64, limit int, err error) {
 	n, err := queryInt(r, "limit")
 	if err != nil {
 		return 0, 0, err
-	}
-	if n > protocol.MaxDeltaPage {
-		n = protocol.MaxDeltaPage
 	}
 	return since, int(n), nil
 }

@@ -952,7 +952,7 @@ func (s *Service) Members(ctx context.Context, a Actor, id string, since int64, 
 	if err := need(p, rankMember, "list the members"); err != nil {
 		return protocol.Delta[protocol.GroupMember]{}, err
 	}
-	if limit <= 0 || limit > MaxMembersPage {
+	if limit == 0 || limit > MaxMembersPage {
 		limit = MaxMembersPage
 	}
 	conv := conversation.GroupID(id)

@@ -290,8 +290,15 @@ type Delta[T any] struct {
 // the version to ask from next), and conv, which makes an entry an item or,
 // for a removed one, a deleted key. A since newer than anything the server
 // holds (a device that synced before a restore) gets the whole state with
-// Resync set. Every incremental sync answers by this rule.
+// Resync set. A negative since or limit is invalid_argument. Every
+// incremental sync answers by this rule.
 func SyncDelta[R, T any](since int64, limit int, read func(since int64, limit int) ([]R, int64, bool, error), conv func(R) (item T, key string, deleted bool)) (Delta[T], error) {
+	switch {
+	case since < 0:
+		return Delta[T]{}, Errorf(CodeInvalidArgument, "since must not be negative")
+	case limit < 0:
+		return Delta[T]{}, Errorf(CodeInvalidArgument, "limit must not be negative")
+	}
 	rows, version, more, err := read(since, limit)
 	resync := false
 	if err == nil && !more && since > version {

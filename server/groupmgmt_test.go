@@ -311,6 +311,8 @@ func TestGroupManagementBadInput(t *testing.T) {
 		{"join message too long", "POST", "/v1/groups/closed/join", s.User(t, "max", "web", "w3"), `{"message":"` + strings.Repeat("y", 300) + `"}`, 400, protocol.CodeInvalidArgument},
 		{"answer a request nobody made", "POST", "/v1/groups/small/requests/otto/accept", olga, "", 404, protocol.CodeNotFound},
 		{"negative since", "GET", "/v1/groups/small/members?since=-1", olga, "", 400, protocol.CodeInvalidArgument},
+		{"negative limit", "GET", "/v1/groups/small/members?since=1&limit=-1", olga, "", 400, protocol.CodeInvalidArgument},
+		{"negative since of one's groups", "GET", "/v1/me/groups?since=-1", olga, "", 400, protocol.CodeInvalidArgument},
 		{"a forged group event", "POST", "/v1/messages", olga, `{"conv":"g:small","cid":"f","ctype":"group.event","content":{"event":"dismissed","actor":"system"}}`, 400, protocol.CodeInvalidArgument},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -603,16 +603,11 @@ func (s *Service) Blocks(ctx context.Context, user string, since int64, limit in
 	})
 }
 
-// delta answers an incremental sync by protocol.SyncDelta, after checking
-// since and bounding limit.
+// delta answers an incremental sync by protocol.SyncDelta, after bounding
+// limit.
 func delta[R, T any](ctx context.Context, op string, since int64, limit int,
 	read func(since int64, limit int) ([]R, int64, bool, error), conv func(R) (T, string, bool)) (protocol.Delta[T], error) {
-	switch {
-	case since < 0:
-		return protocol.Delta[T]{}, protocol.Errorf(protocol.CodeInvalidArgument, "since must not be negative")
-	case limit < 0:
-		return protocol.Delta[T]{}, protocol.Errorf(protocol.CodeInvalidArgument, "limit must not be negative")
-	case limit == 0 || limit > protocol.MaxDeltaPage:
+	if limit == 0 || limit > protocol.MaxDeltaPage {
 		limit = protocol.MaxDeltaPage
 	}
 	d, err := protocol.SyncDelta(since, limit, read, conv)
