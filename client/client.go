@@ -289,6 +289,7 @@ func (c *Client) read(cn *conn) {
 		c.cn = nil
 		c.connected = make(chan struct{})
 	}
+	c.failSendsLocked(cn)
 	c.mu.Unlock()
 	close(cn.done)
 }

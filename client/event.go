@@ -23,9 +23,13 @@ var (
 	// the server stayed silent for two heartbeat intervals.
 	errHeartbeat = errors.New("client: heartbeat timeout")
 
+	// errConnLost completes a send whose connection ended before its
+	// answer: it goes out again on the next one.
+	errConnLost = errors.New("client: connection lost before the answer")
+
 	// errAckTimeout is the cause of a connection the client gave up on
-	// because nothing arrived for Options.AckTimeout after a send, nor after a
-	// ping for as long again.
+	// because nothing arrived for two of the checks Options.AckTimeout
+	// apart while a send waited, the second after a ping.
 	errAckTimeout = errors.New("client: the server stayed silent after a send and a ping")
 )
 

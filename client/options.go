@@ -88,14 +88,14 @@ type Options struct {
 	// for two intervals.
 	Heartbeat time.Duration
 
-	// AckTimeout is how long a send waits for its ack before it checks the
-	// connection: if anything else arrived from the server meanwhile, the
-	// send waits on (the server is slow, not gone); if nothing did, the
-	// client sends a ping, and if nothing arrives for another AckTimeout the
-	// connection is closed and the send is retransmitted with the same
-	// client message id on the next one. A send is never written twice on
-	// one connection, except after the server answered unavailable or
-	// internal. Zero means DefaultAckTimeout.
+	// AckTimeout is how often a connection with sends waiting for their
+	// acks is checked: if anything arrived from the server since the last
+	// check, the sends wait on (the server is slow, not gone); if nothing
+	// did, the client sends a ping, and if nothing arrives by the next check
+	// either, the connection is closed and the sends are retransmitted with
+	// the same client message ids on the next one. A send is never written
+	// twice on one connection, except after the server answered unavailable
+	// or internal. Zero means DefaultAckTimeout.
 	AckTimeout time.Duration
 
 	// BackoffMin and BackoffMax bound the delay between reconnection

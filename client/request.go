@@ -20,12 +20,12 @@ import (
 // fill in the reply; after the signal the caller owns it again. Calls are
 // pooled: the per-message path allocates little.
 type call struct {
-	id    string
-	want  string        // reply type on success
-	done  chan struct{} // cap 1: the reader has filled in the reply
-	out   any           // where a successful reply's data is decoded; nil to ignore it
-	err   error         // the server's *protocol.Error, or why the reply did not decode
-	timer *time.Timer   // sends: the retransmission timer, kept with the pooled call
+	id   string
+	want string        // reply type on success
+	done chan struct{} // cap 1: the reader has filled in the reply
+	out  any           // where a successful reply's data is decoded; nil to ignore it
+	err  error         // the server's *protocol.Error, or why the reply did not decode
+	cn   *conn         // sends: the connection the call was last written on
 
 	// A send keeps what the reader needs to deliver the message to
 	// OnMessage as soon as the ack arrives.
@@ -68,10 +68,7 @@ func (c *Client) release(cl *call, answered bool) {
 			<-cl.done
 		}
 	}
-	if cl.timer != nil {
-		cl.timer.Stop()
-	}
-	*cl = call{done: cl.done, timer: cl.timer}
+	*cl = call{done: cl.done}
 	callPool.Put(cl)
 }
 
@@ -168,9 +165,9 @@ func (c *Client) SendToWithID(ctx context.Context, clientID, conv, contentType s
 // acknowledged, until ctx ends, or until the client stops; the server stores
 // the message once however many copies it receives. It never writes a copy
 // on the connection that carried the send: a slow ack on a connection the
-// server is heard on is waited for, and a connection on which nothing
-// arrives for Options.AckTimeout after the send, nor for as long after a
-// ping, is closed and replaced. A refusal by the server is returned as a *protocol.Error,
+// server is heard on is waited for, and a connection that stays silent for
+// two checks (Options.AckTimeout apart) while a send waits, the second
+// after a ping, is closed and replaced. A refusal by the server is returned as a *protocol.Error,
 // except unavailable and internal, which are retried after a backoff. If
 // SendWithID returns early the message may still be committed: calling it
 // again with the same id finds out without sending a second message.
@@ -204,69 +201,86 @@ func (c *Client) send(ctx context.Context, clientID, field, target, contentType 
 	return ack, nil
 }
 
+// sendLoop writes a send on the connection in service and waits for its
+// answer, again on the next connection when the one it was written on
+// ends before the answer (the reader then completes the call with
+// errConnLost), and again after a backoff when the server answers
+// unavailable or internal. The wait is on the call alone: the session's
+// watchdog, not a timer per send, gives up on a silent connection.
 func (c *Client) sendLoop(ctx context.Context, cl *call, frame []byte) (ack protocol.Ack, err error) {
-	if cl.timer == nil {
-		cl.timer = time.NewTimer(c.opts.AckTimeout)
-		cl.timer.Stop()
-	}
-	answered := false
-	defer func() { c.release(cl, answered) }()
-	c.register(cl)
+	registered := false
+	defer func() { c.release(cl, !registered) }()
 	for attempt := 1; ; attempt++ {
 		cn, err := c.waitConn(ctx)
 		if err != nil {
 			return ack, err
 		}
+		if registered = c.registerOn(cl, cn); !registered {
+			attempt--
+			continue // cn ended meanwhile
+		}
 		c.stats.sends.Add(1)
 		if attempt > 1 {
 			c.stats.retransmits.Add(1)
 		}
-		heard, probed := cn.frames.Load(), false
-		if c.writeRequest(cn, frame) == nil {
-			cl.timer.Reset(c.opts.AckTimeout)
+		_ = c.writeRequest(cn, frame) // a failed write fails cn, whose end completes cl
+		select {
+		case <-cl.done:
+			registered = false
+		case <-ctx.Done():
+			return ack, ctx.Err()
 		}
-	wait:
-		for {
-			select {
-			case <-cl.done:
-				answered = true
-				if pe, ok := cl.err.(*protocol.Error); ok && retryableCode(pe.Code) {
-					if err := c.sleep(ctx, c.backoff.delay(attempt)); err != nil {
-						return ack, err
-					}
-					cl.err, answered = nil, false
-					c.register(cl)
-					break wait
-				}
-				return cl.ack, cl.err
-			case <-cl.timer.C:
-				// The frame is on a stream that loses nothing, so a copy on
-				// the same connection could only add to a busy server's
-				// work. While the server is heard from, the send waits. A
-				// silent server is asked for a pong; silent for another
-				// timeout, it is presumed gone, and the send goes out again
-				// on the next connection.
-				if n := cn.frames.Load(); n != heard {
-					heard, probed = n, false
-					cl.timer.Reset(c.opts.AckTimeout)
-					continue
-				}
-				if !probed {
-					probed = true
-					_ = cn.writeText(pingFrame) // a failed write fails cn
-					cl.timer.Reset(c.opts.AckTimeout)
-					continue
-				}
-				cn.fail(errAckTimeout)
-			case <-cn.done:
-				break wait
-			case <-ctx.Done():
-				return ack, ctx.Err()
-			case <-c.ctx.Done():
-				return ack, c.stopErr
+		if cl.err == errConnLost {
+			cl.err = nil
+			continue
+		}
+		if pe, ok := cl.err.(*protocol.Error); ok && retryableCode(pe.Code) {
+			if err := c.sleep(ctx, c.backoff.delay(attempt)); err != nil {
+				return ack, err
 			}
+			cl.err = nil
+			continue
+		}
+		return cl.ack, cl.err
+	}
+}
+
+// registerOn makes the send cl visible to the reader of cn, unless cn has
+// ended, which it reports with false.
+func (c *Client) registerOn(cl *call, cn *conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cn != cn {
+		return false
+	}
+	cl.cn = cn
+	c.pending[cl.id] = cl
+	return true
+}
+
+// failSendsLocked completes, with errConnLost, the sends waiting for an answer on
+// cn, which has ended. The caller holds c.mu and has unpublished cn, so
+// none can register on it after.
+func (c *Client) failSendsLocked(cn *conn) {
+	for id, cl := range c.pending {
+		if cl.send && cl.cn == cn {
+			delete(c.pending, id)
+			cl.err = errConnLost
+			cl.done <- struct{}{}
 		}
 	}
+}
+
+// sendsWaitingOn reports whether a send written on cn awaits its answer.
+func (c *Client) sendsWaitingOn(cn *conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cl := range c.pending {
+		if cl.send && cl.cn == cn {
+			return true
+		}
+	}
+	return false
 }
 
 // sleep waits for d, or returns early with why ctx or the client ended.

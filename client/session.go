@@ -69,6 +69,11 @@ func (s *session) loop() {
 	defer wake.Stop()
 	taskTimeout := c.opts.AckTimeout + 2*interval
 	seen, silent := cn.frames.Load(), 0
+	// The sends' watchdog: a send is never written twice on one
+	// connection, so one whose server fell silent must be given up on.
+	acks := time.NewTicker(c.opts.AckTimeout)
+	defer acks.Stop()
+	heard, probed := seen, false
 	defer s.abandon()
 	for {
 		if !s.busy {
@@ -99,6 +104,21 @@ func (s *session) loop() {
 				continue
 			}
 			_ = cn.writeText(pingFrame) // a failed write fails cn, and the loop sees done
+		case <-acks.C:
+			// While the server is heard from, sends wait for their acks
+			// however long they take: a copy would only add to a busy
+			// server's work. Silent for a tick with a send waiting, it is
+			// asked for a pong; silent for another, it is presumed gone.
+			if n := cn.frames.Load(); n != heard {
+				heard, probed = n, false
+			} else if !c.sendsWaitingOn(cn) {
+				probed = false
+			} else if !probed {
+				probed = true
+				_ = cn.writeText(pingFrame)
+			} else {
+				cn.fail(errAckTimeout)
+			}
 		case <-c.d.wakeSync:
 		case <-wake.C:
 		}
