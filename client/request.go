@@ -181,11 +181,13 @@ func (c *Client) SendWithID(ctx context.Context, clientID, to, contentType strin
 
 // send sends a message addressed by field ("to" or "conv") to target.
 func (c *Client) send(ctx context.Context, clientID, field, target, contentType string, content json.RawMessage) (protocol.Ack, error) {
-	var compact bytes.Buffer
-	if json.Compact(&compact, content) != nil { // one pass validates and compacts
-		return protocol.Ack{}, fmt.Errorf("client: send: %w", protocol.Errorf(protocol.CodeInvalidArgument, "content is not valid JSON"))
+	if !protocol.IsCompactJSON(content) { // content as encoding/json writes it is sent as it is
+		var compact bytes.Buffer
+		if json.Compact(&compact, content) != nil { // one pass validates and compacts
+			return protocol.Ack{}, fmt.Errorf("client: send: %w", protocol.Errorf(protocol.CodeInvalidArgument, "content is not valid JSON"))
+		}
+		content = compact.Bytes()
 	}
-	content = compact.Bytes()
 	cl := c.newCall(protocol.TypeAck)
 	frame, start := appendSendFrame(nil, cl.id, clientID, field, target, contentType, content)
 	cl.send, cl.cid, cl.ctype = true, clientID, contentType

@@ -186,6 +186,16 @@ func (p *frameParser) validValue(depth int) bool {
 	}
 }
 
+// IsCompactJSON reports whether b is one valid JSON value in compact form
+// (no whitespace between tokens), which json.Compact would leave as it is:
+// the usual content, as encoding/json writes it, checked in one fast pass.
+// It reports false for anything else, valid or not, including nesting
+// deeper than 64.
+func IsCompactJSON(b []byte) bool {
+	p := frameParser{b: b}
+	return p.validValue(0) && p.i == len(b)
+}
+
 // validString consumes a JSON string, escapes included.
 func (p *frameParser) validString() bool {
 	if p.i >= len(p.b) || p.b[p.i] != '"' {

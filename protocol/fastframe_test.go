@@ -1,8 +1,10 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -194,6 +196,41 @@ func TestParseMessagePushValidatesContent(t *testing.T) {
 			t.Errorf("content %s: taken, though not JSON", c)
 		}
 	}
+}
+
+func TestIsCompactJSON(t *testing.T) {
+	for _, c := range validContents {
+		if !IsCompactJSON([]byte(c)) {
+			t.Errorf("%s: not taken", c)
+		}
+	}
+	for _, c := range []string{``, ` 1`, `1 `, `{"a": 1}`, `[1, 2]`, `1 2`, `{"a":1}x`, `{"a":1,}`, `01`, `"\x"`, `{"a"}`, `[`,
+		strings.Repeat("[", 65) + strings.Repeat("]", 65)} {
+		if IsCompactJSON([]byte(c)) {
+			t.Errorf("%q: taken", c)
+		}
+	}
+}
+
+// FuzzIsCompactJSON holds IsCompactJSON to encoding/json: what it takes is
+// valid, and json.Compact leaves it as it is.
+func FuzzIsCompactJSON(f *testing.F) {
+	for _, c := range validContents {
+		f.Add([]byte(c))
+	}
+	f.Add([]byte(`{"a": [1, "x"]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !IsCompactJSON(b) {
+			return
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, b); err != nil {
+			t.Fatalf("%q: taken, but encoding/json refuses it: %v", b, err)
+		}
+		if !bytes.Equal(compact.Bytes(), b) {
+			t.Fatalf("%q: taken, but its compact form is %q", b, compact.Bytes())
+		}
+	})
 }
 
 func FuzzParseMessagePush(f *testing.F) {
