@@ -35,10 +35,14 @@
 // Close:
 //
 //   - the manager: connects and reconnects with backoff, sends heartbeats,
-//     detects dead connections, and runs the sync requests (conversations,
-//     pulls, presence re-subscription) one at a time without blocking on them;
+//     detects dead connections (silent for two heartbeats, or, while sends
+//     wait for acks, for two checks Options.AckTimeout apart, the second
+//     after a ping), and runs the sync requests (conversations, pulls,
+//     presence re-subscription) one at a time without blocking on them;
 //   - one reader per connection: decodes frames, completes waiting requests,
-//     feeds pushed messages and acknowledged sends to the sequencer;
+//     feeds pushed messages and acknowledged sends to the sequencer, and
+//     when the connection ends completes its waiting sends, which are then
+//     written again on the next connection (never twice on one);
 //   - the dispatcher: calls OnMessage, OnReceipt, OnPresence, OnConversation,
 //     OnChanged, OnFriendEvent and OnEvent from a single goroutine, in the
 //     order the events were queued. Handlers may call any Client method
