@@ -37,7 +37,7 @@ func (g *gatedStore) AppendMessages(_ context.Context, batch []store.NewMessage)
 	if g.fail != nil {
 		return nil, g.fail
 	}
-	g.batches = append(g.batches, batch)
+	g.batches = append(g.batches, slices.Clone(batch)) // the caller reuses batch
 	out := make([]store.AppendResult, len(batch))
 	for i, m := range batch {
 		g.seq[m.Conversation]++

@@ -245,7 +245,9 @@ type Messages interface {
 	// AppendMessages commits the batch atomically, with one durable sync
 	// when the store syncs. Each new message gets its conversation's next
 	// seq (gap-free, starting at 1). Results are in batch order. An error
-	// means nothing in the batch was stored.
+	// means nothing in the batch was stored. The store does not keep the
+	// batch slice after returning (the caller reuses it); the byte slices
+	// of its messages (Content) it may keep.
 	AppendMessages(ctx context.Context, batch []NewMessage) ([]AppendResult, error)
 	// Conversation returns a conversation, or ErrNotFound.
 	Conversation(ctx context.Context, id string) (Conversation, error)

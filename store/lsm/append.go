@@ -53,11 +53,10 @@ func (l *Log) AppendMessagesPipelined(ctx context.Context, batch []store.NewMess
 	if f := l.filter; f.ready.Load() && f.full() {
 		l.startFilterLocked(2 * int(f.keys.Load()))
 	}
-	a := appender{l: l, b: l.db.NewBatch(), results: make([]store.AppendResult, len(batch)),
-		heads: make(map[string]*head), senders: make(map[userConv]*member), originals: make(map[clientRef]store.Message)}
+	a := l.appender.reset(l, len(batch))
 	version := l.version + 1
 	for i := range batch {
-		r, err := a.append(&batch[i], version)
+		r, err := a.append(i, &batch[i], version)
 		if err != nil {
 			a.b.Close()
 			return nil, nil, fmt.Errorf("lsm: append messages: %w", err)
@@ -111,22 +110,39 @@ type userConv struct{ user, conv string }
 
 type clientRef struct{ sender, clientID string }
 
-// appender is the state of one AppendMessages call.
+// appender is the state of one AppendMessages call. The Log keeps one for
+// the next call, under its mutex, so that its maps and buffers are reused:
+// building them anew was a third of what a commit allocated.
 type appender struct {
 	l         *Log
 	b         *pebble.Batch
-	results   []store.AppendResult
-	heads     map[string]*head // copies of the heads this batch changes
-	order     []string         // conversations with a new message, in first-touched order
+	results   []store.AppendResult // the call's own: returned to the caller
+	heads     map[string]*head     // copies of the heads this batch changes
+	order     []string             // conversations with a new message, in first-touched order
 	senders   map[userConv]*member
-	originals map[clientRef]store.Message // client IDs stored by this batch
+	originals map[clientRef]int // client IDs stored by this batch: the index of their result
+	key, val  []byte            // encodings on their way into b, which copies them
 }
 
-func (a *appender) append(m *store.NewMessage, version int64) (store.AppendResult, error) {
+// reset readies a for a batch of n messages to l. The caller holds l.mu.
+func (a *appender) reset(l *Log, n int) *appender {
+	if a.heads == nil {
+		a.heads, a.senders, a.originals = make(map[string]*head), make(map[userConv]*member), make(map[clientRef]int)
+	}
+	clear(a.heads)
+	clear(a.senders)
+	clear(a.originals)
+	a.l, a.b, a.results, a.order = l, l.db.NewBatch(), make([]store.AppendResult, n), a.order[:0]
+	return a
+}
+
+// append adds message i of the batch, whose earlier results are in
+// a.results.
+func (a *appender) append(i int, m *store.NewMessage, version int64) (store.AppendResult, error) {
 	ref := clientRef{m.Sender, m.ClientID}
 	if m.ClientID != "" {
-		if orig, ok := a.originals[ref]; ok {
-			return store.Dedupe(orig, m), nil
+		if j, ok := a.originals[ref]; ok {
+			return store.Dedupe(a.results[j].Message, m), nil
 		}
 		orig, found, err := a.original(ref)
 		if err != nil {
@@ -152,12 +168,14 @@ func (a *appender) append(m *store.NewMessage, version int64) (store.AppendResul
 		Time:         time.UnixMilli(m.Time.UnixMilli()).UTC(),
 	}
 	h.maxSeq = msg.Seq
-	a.b.Set(messageKey(msg.Conversation, msg.Seq), encodeMessage(&msg), nil)
+	a.key, a.val = appendMessageKey(a.key[:0], msg.Conversation, msg.Seq), appendMessage(a.val[:0], &msg)
+	a.b.Set(a.key, a.val, nil)
 	if m.ClientID != "" {
-		key := clientKey(m.Sender, m.ClientID)
-		a.b.Set(key, enc(nil).str(msg.Conversation).int(msg.Seq), nil)
-		a.l.rememberClientKey(key) // a failed commit leaves it behind: a false positive, harmless
-		a.originals[ref] = msg
+		a.key = appendClientKey(a.key[:0], m.Sender, m.ClientID)
+		a.val = enc(a.val[:0]).str(msg.Conversation).int(msg.Seq)
+		a.b.Set(a.key, a.val, nil)
+		a.l.rememberClientKey(a.key) // a failed commit leaves it behind: a false positive, harmless
+		a.originals[ref] = i
 	}
 	if h.kind == conversation.Direct {
 		switch m.Sender {

@@ -23,7 +23,10 @@ func headKey(conv string) []byte {
 }
 
 func messageKey(conv string, seq int64) []byte {
-	k := make([]byte, 0, 2+len(conv)+8)
+	return appendMessageKey(make([]byte, 0, 2+len(conv)+8), conv, seq)
+}
+
+func appendMessageKey(k []byte, conv string, seq int64) []byte {
 	k = append(k, tagMessage)
 	k = append(k, conv...)
 	k = append(k, 0)
@@ -36,7 +39,10 @@ func messagePrefix(conv string) []byte {
 }
 
 func clientKey(sender, clientID string) []byte {
-	k := make([]byte, 0, 2+len(sender)+len(clientID))
+	return appendClientKey(make([]byte, 0, 2+len(sender)+len(clientID)), sender, clientID)
+}
+
+func appendClientKey(k []byte, sender, clientID string) []byte {
 	k = append(k, tagClient)
 	k = append(k, sender...)
 	k = append(k, 0)

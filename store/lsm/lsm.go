@@ -76,6 +76,7 @@ type Log struct {
 	version  int64      // the last version taken
 	heads    map[string]*head
 	maxHead  int
+	appender appender      // the state of AppendMessages, kept for the next call
 	filter   *clientFilter // replaced, when it is full, by a bigger one
 	outgrown *clientFilter // the filter replaced, until its successor is filled
 	closed   bool
@@ -299,7 +300,11 @@ func (m *member) decode(d *dec) {
 
 func encodeMessage(m *store.Message) []byte {
 	size := 32 + len(m.ServerID) + len(m.ClientID) + len(m.Sender) + len(m.Recipient) + len(m.ContentType) + len(m.Content)
-	return enc(make([]byte, 0, size)).str(m.ServerID).str(m.ClientID).str(m.Sender).str(m.Recipient).str(m.ContentType).
+	return appendMessage(make([]byte, 0, size), m)
+}
+
+func appendMessage(dst []byte, m *store.Message) []byte {
+	return enc(dst).str(m.ServerID).str(m.ClientID).str(m.Sender).str(m.Recipient).str(m.ContentType).
 		int(m.Time.UnixMilli()).bytes(m.Content)
 }
 
