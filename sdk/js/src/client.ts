@@ -43,12 +43,13 @@ export interface ClientOptions {
   /** Overrides the ping interval the server announces in hello. The connection counts as dead after two silent intervals. */
   heartbeatMs?: number;
   /**
-   * How long a send waits for its ack before it checks the connection: if
-   * anything else arrived meanwhile the send waits on (the server is slow,
-   * not gone); if nothing did, the client pings, and if nothing arrives for
-   * another ackTimeoutMs the connection is ended and the send retransmitted
-   * with the same cid on the next one. A send is never written twice on one
-   * connection, except after the server answered unavailable or internal.
+   * How often a connection with sends waiting for their acks is checked: if
+   * anything arrived since the last check the sends wait on (the server is
+   * slow, not gone); if nothing did, the client pings, and if nothing
+   * arrives by the next check either the connection is ended and the sends
+   * retransmitted with the same cids on the next one. A send is never
+   * written twice on one connection, except after the server answered
+   * unavailable or internal.
    */
   ackTimeoutMs?: number;
   /** Bounds of the reconnection delay: attempt n waits a random time in [0, min(max, min·2^(n-1))]. */
@@ -141,6 +142,7 @@ interface Conn {
   synced: boolean;
   busy: boolean; // a manager request is in flight
   heartbeat?: ReturnType<typeof setInterval>;
+  ackWatch?: ReturnType<typeof setInterval>;
   dialTimer?: ReturnType<typeof setTimeout>;
   end: (cause: Error) => void;
 }
@@ -165,7 +167,6 @@ interface OutgoingSend {
   done: boolean;
   resolve: (a: Ack) => void;
   reject: (e: ParleyError) => void;
-  ackTimer?: ReturnType<typeof setTimeout>;
   retryTimer?: ReturnType<typeof setTimeout>;
   giveUp?: ReturnType<typeof setTimeout>;
 }
@@ -476,6 +477,7 @@ export class Client {
           if (cn.ended) return;
           cn.ended = true;
           clearInterval(cn.heartbeat);
+          clearInterval(cn.ackWatch);
           clearTimeout(cn.dialTimer);
           ws.onmessage = ws.onopen = ws.onclose = null;
           ws.onerror = () => {}; // closing a socket still connecting may report an error; nobody needs it
@@ -576,6 +578,27 @@ export class Client {
       }
       this.write(cn, '{"type":"ping"}');
     }, interval);
+    // The sends' watchdog. A send is never written twice on one connection:
+    // while the server is heard from, sends wait for their acks however
+    // long they take, as a copy would only add to a busy server's work.
+    // Silent for a check with a send waiting, the server is asked for a
+    // pong; silent for another, it is presumed gone, and the connection is
+    // ended, so that the sends go out again after the next hello.
+    let heard = cn.frames;
+    let probed = false;
+    cn.ackWatch = setInterval(() => {
+      if (cn.frames !== heard) {
+        heard = cn.frames;
+        probed = false;
+      } else if (![...this.pending.values()].some((p) => p.cn === cn && p.want === "ack")) {
+        probed = false;
+      } else if (!probed) {
+        probed = true;
+        this.write(cn, '{"type":"ping"}');
+      } else {
+        cn.end(new ParleyError(Codes.Timeout, "the server stayed silent after a send and a ping"));
+      }
+    }, this.opts.ackTimeoutMs);
     this.setState({ state: "connected", hello: h });
     for (const s of this.sends.values()) this.transmit(s);
     void this.session(cn, interval);
@@ -732,7 +755,6 @@ export class Client {
   private transmit(s: OutgoingSend): void {
     const cn = this.conn;
     if (s.done || !cn || cn.ended) return;
-    clearTimeout(s.ackTimer);
     clearTimeout(s.retryTimer);
     const id = String(++this.nextId);
     s.reqId = id;
@@ -754,31 +776,12 @@ export class Client {
       },
     });
     const frame = `{"type":"send","id":"${id}","data":{"cid":${JSON.stringify(s.cid)},${s.target},"ctype":${JSON.stringify(s.ctype)},"content":${s.content}}}`;
-    if (this.write(cn, frame)) this.awaitAck(s, id, cn, cn.frames, false);
-  }
-
-  // awaitAck checks the connection each ackTimeoutMs while s waits for its
-  // ack. The frame is on a stream that loses nothing, so a copy on the same
-  // connection could only add to a busy server's work: while the server is
-  // heard from, the send waits. A silent server is asked for a pong; silent
-  // for another timeout, it is presumed gone, and the connection is ended,
-  // so that the send goes out again after the next hello.
-  private awaitAck(s: OutgoingSend, id: string, cn: Conn, heard: number, probed: boolean): void {
-    s.ackTimer = setTimeout(() => {
-      if (s.done || s.reqId !== id || cn.ended) return;
-      if (cn.frames !== heard) return this.awaitAck(s, id, cn, cn.frames, false);
-      if (!probed) {
-        this.write(cn, '{"type":"ping"}');
-        return this.awaitAck(s, id, cn, heard, true);
-      }
-      cn.end(new ParleyError(Codes.Timeout, "the server stayed silent after a send and a ping"));
-    }, this.opts.ackTimeoutMs);
+    this.write(cn, frame);
   }
 
   private finishSend(s: OutgoingSend, ack?: Ack, err?: ParleyError): void {
     if (s.done) return;
     s.done = true;
-    clearTimeout(s.ackTimer);
     clearTimeout(s.retryTimer);
     clearTimeout(s.giveUp);
     if (this.sends.get(s.cid) === s) this.sends.delete(s.cid);

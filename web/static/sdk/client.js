@@ -311,6 +311,7 @@ export class Client {
                         return;
                     cn.ended = true;
                     clearInterval(cn.heartbeat);
+                    clearInterval(cn.ackWatch);
                     clearTimeout(cn.dialTimer);
                     ws.onmessage = ws.onopen = ws.onclose = null;
                     ws.onerror = () => { }; // closing a socket still connecting may report an error; nobody needs it
@@ -420,6 +421,30 @@ export class Client {
             }
             this.write(cn, '{"type":"ping"}');
         }, interval);
+        // The sends' watchdog. A send is never written twice on one connection:
+        // while the server is heard from, sends wait for their acks however
+        // long they take, as a copy would only add to a busy server's work.
+        // Silent for a check with a send waiting, the server is asked for a
+        // pong; silent for another, it is presumed gone, and the connection is
+        // ended, so that the sends go out again after the next hello.
+        let heard = cn.frames;
+        let probed = false;
+        cn.ackWatch = setInterval(() => {
+            if (cn.frames !== heard) {
+                heard = cn.frames;
+                probed = false;
+            }
+            else if (![...this.pending.values()].some((p) => p.cn === cn && p.want === "ack")) {
+                probed = false;
+            }
+            else if (!probed) {
+                probed = true;
+                this.write(cn, '{"type":"ping"}');
+            }
+            else {
+                cn.end(new ParleyError(Codes.Timeout, "the server stayed silent after a send and a ping"));
+            }
+        }, this.opts.ackTimeoutMs);
         this.setState({ state: "connected", hello: h });
         for (const s of this.sends.values())
             this.transmit(s);
@@ -585,7 +610,6 @@ export class Client {
         const cn = this.conn;
         if (s.done || !cn || cn.ended)
             return;
-        clearTimeout(s.ackTimer);
         clearTimeout(s.retryTimer);
         const id = String(++this.nextId);
         s.reqId = id;
@@ -610,33 +634,12 @@ export class Client {
             },
         });
         const frame = `{"type":"send","id":"${id}","data":{"cid":${JSON.stringify(s.cid)},${s.target},"ctype":${JSON.stringify(s.ctype)},"content":${s.content}}}`;
-        if (this.write(cn, frame))
-            this.awaitAck(s, id, cn, cn.frames, false);
-    }
-    // awaitAck checks the connection each ackTimeoutMs while s waits for its
-    // ack. The frame is on a stream that loses nothing, so a copy on the same
-    // connection could only add to a busy server's work: while the server is
-    // heard from, the send waits. A silent server is asked for a pong; silent
-    // for another timeout, it is presumed gone, and the connection is ended,
-    // so that the send goes out again after the next hello.
-    awaitAck(s, id, cn, heard, probed) {
-        s.ackTimer = setTimeout(() => {
-            if (s.done || s.reqId !== id || cn.ended)
-                return;
-            if (cn.frames !== heard)
-                return this.awaitAck(s, id, cn, cn.frames, false);
-            if (!probed) {
-                this.write(cn, '{"type":"ping"}');
-                return this.awaitAck(s, id, cn, heard, true);
-            }
-            cn.end(new ParleyError(Codes.Timeout, "the server stayed silent after a send and a ping"));
-        }, this.opts.ackTimeoutMs);
+        this.write(cn, frame);
     }
     finishSend(s, ack, err) {
         if (s.done)
             return;
         s.done = true;
-        clearTimeout(s.ackTimer);
         clearTimeout(s.retryTimer);
         clearTimeout(s.giveUp);
         if (this.sends.get(s.cid) === s)
