@@ -167,10 +167,11 @@ func (c *Client) SendToWithID(ctx context.Context, clientID, conv, contentType s
 // on the connection that carried the send: a slow ack on a connection the
 // server is heard on is waited for, and a connection that stays silent for
 // two checks (Options.AckTimeout apart) while a send waits, the second
-// after a ping, is closed and replaced. A refusal by the server is returned as a *protocol.Error,
-// except unavailable and internal, which are retried after a backoff. If
-// SendWithID returns early the message may still be committed: calling it
-// again with the same id finds out without sending a second message.
+// after a ping, is closed and replaced. A refusal by the server is returned
+// as a *protocol.Error, except unavailable and internal, which are retried
+// after a backoff. If SendWithID returns early the message may still be
+// committed: calling it again with the same id finds out without sending a
+// second message.
 //
 // Content must be valid JSON; SendWithID does not retain it after
 // returning. Once acknowledged, the message is also delivered to OnMessage
@@ -260,9 +261,9 @@ func (c *Client) registerOn(cl *call, cn *conn) bool {
 	return true
 }
 
-// failSendsLocked completes, with errConnLost, the sends waiting for an answer on
-// cn, which has ended. The caller holds c.mu and has unpublished cn, so
-// none can register on it after.
+// failSendsLocked completes, with errConnLost, the sends waiting for an
+// answer on cn, which has ended. The caller holds c.mu and has unpublished
+// cn, so none can register on it after.
 func (c *Client) failSendsLocked(cn *conn) {
 	for id, cl := range c.pending {
 		if cl.send && cl.cn == cn {
