@@ -122,7 +122,9 @@ type SendRequest struct {
 	Conversation string
 	ClientID     string
 	ContentType  string
-	Content      json.RawMessage
+	// Content is kept by the service until the message is delivered: the
+	// caller must not modify it after the call.
+	Content json.RawMessage
 	// Origin is the device the send came from (none for REST): it gets the
 	// ack, so the message is not also pushed to it.
 	Origin router.Device
@@ -289,17 +291,24 @@ func (s *Service) validate(ctx context.Context, req SendRequest) (store.NewMessa
 		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidUTF8, "content must be valid UTF-8")
 	}
 	// Content is kept in compact form: the bytes as sent without the
-	// whitespace between JSON tokens. Compacting also checks that it is JSON.
-	var content bytes.Buffer
-	content.Grow(len(req.Content))
-	if err := json.Compact(&content, req.Content); err != nil {
-		return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "content must be a JSON value")
+	// whitespace between JSON tokens. Compacting also checks that it is
+	// JSON. Content compact already, as encoding/json and both SDKs write
+	// it, is checked in one faster pass and kept as it is (json.Compact
+	// was 4 % of the server's CPU at 50,000 messages/s).
+	content := req.Content
+	if !protocol.IsCompactJSON(content) {
+		var buf bytes.Buffer
+		buf.Grow(len(content))
+		if err := json.Compact(&buf, content); err != nil {
+			return store.NewMessage{}, protocol.Errorf(protocol.CodeInvalidArgument, "content must be a JSON value")
+		}
+		content = buf.Bytes()
 	}
 	nm := store.NewMessage{
 		ClientID:    req.ClientID,
 		Sender:      req.From,
 		ContentType: req.ContentType,
-		Content:     content.Bytes(),
+		Content:     content,
 	}
 	if req.Conversation != "" {
 		return nm, s.validateConversation(ctx, &nm, req.Conversation)

@@ -19,8 +19,8 @@ import (
 //
 // ("conv" may stand for "to"), with ids and content type in plain ASCII.
 // The content's bytes are checked only for their extent: the message
-// service validates and compacts content (json.Compact) before it goes
-// anywhere. Content aliases frame.
+// service validates and compacts content (IsCompactJSON, json.Compact)
+// before it goes anywhere. Content aliases frame.
 func ParseSendFrame(frame []byte) (id string, s Send, ok bool) {
 	p := frameParser{b: frame}
 	if !p.lit(`{"type":"send","id":`) {
@@ -93,7 +93,8 @@ func (p *frameParser) str() (string, bool) {
 }
 
 // skipValue consumes one JSON value, finding its end by its brackets and
-// strings; whether it is valid JSON is for json.Compact to say later.
+// strings; whether it is valid JSON is for the message service to say
+// later.
 func (p *frameParser) skipValue() bool {
 	start, depth := p.i, 0
 	for p.i < len(p.b) {
