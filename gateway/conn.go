@@ -268,14 +268,44 @@ func (c *conn) writeLoopFrom(unsent []byte) {
 	c.drain(unsent, true)
 }
 
+// drainScratch is what a drain call builds its writes in: the frame
+// headers, the buffers of one writev and the compressed frames. It is
+// pooled: allocated per call, it was a twentieth of what the send path
+// allocated.
+type drainScratch struct {
+	headers  []byte
+	bufs     net.Buffers
+	deflated bytes.Buffer
+}
+
+var drainPool = sync.Pool{New: func() any { return new(drainScratch) }}
+
+// put returns d to the pool with the buffers drain grew, holding on to no
+// frame, and dropping buffers a large batch made large.
+func (d *drainScratch) put(headers []byte, bufs net.Buffers) {
+	clear(bufs[:cap(bufs)])
+	d.headers, d.bufs = headers[:0], bufs[:0]
+	if cap(d.headers) > maxKeptScratch || cap(d.bufs) > maxKeptScratch/16 {
+		d.headers, d.bufs = nil, nil
+	}
+	if d.deflated.Cap() > maxKeptScratch {
+		d.deflated = bytes.Buffer{}
+	}
+	d.deflated.Reset()
+	drainPool.Put(d)
+}
+
+// maxKeptScratch bounds the bytes a pooled drainScratch keeps.
+const maxKeptScratch = 64 << 10
+
 // drain writes unsent, the bytes of a write the socket did not finish, and
 // then the queue, until the queue is empty. Without wait it stops at a
 // socket that takes nothing more and returns the rest, stalled, still
 // holding the writer role.
 func (c *conn) drain(unsent []byte, wait bool) (rest []byte, stalled bool) {
-	var headers []byte
-	var bufs net.Buffers
-	var deflated bytes.Buffer
+	d := drainPool.Get().(*drainScratch)
+	headers, bufs, deflated := d.headers, d.bufs, &d.deflated
+	defer func() { d.put(headers, bufs) }()
 	for {
 		c.mu.Lock()
 		batch := c.queue
@@ -318,7 +348,7 @@ func (c *conn) drain(unsent []byte, wait bool) (rest []byte, stalled bool) {
 		}
 		var ends []int
 		if c.deflate {
-			ends = compressBatch(&deflated, batch, c.gw.cfg.CompressMin)
+			ends = compressBatch(deflated, batch, c.gw.cfg.CompressMin)
 		}
 		start := 0
 		for i, f := range batch {
