@@ -337,3 +337,41 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestReadDeadline: a frame stalled halfway is cut, never sooner than
+// IdleTimeout after it began, and the socket's deadline is not moved for
+// every frame.
+func TestReadDeadline(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	g := newTestGateway(t, Config{MaxFrameBytes: 2048, WriteTimeout: time.Second, IdleTimeout: idle})
+	server, client := net.Pipe()
+	t.Cleanup(func() { client.Close() })
+	c := g.newConn(t, server)
+	hdr := make([]byte, ws.MaxHeaderSize-2)
+	frame := clientFrame(ws.OpText, true, []byte(`{"type":"ping"}`))
+	go client.Write(append(append([]byte(nil), frame...), frame...))
+	if _, _, err := c.readFrame(c.nc, hdr); err != nil {
+		t.Fatal(err)
+	}
+	first := c.readDeadline
+	if first == 0 {
+		t.Fatal("no read deadline set")
+	}
+	if _, _, err := c.readFrame(c.nc, hdr); err != nil {
+		t.Fatal(err)
+	}
+	if c.readDeadline != first {
+		t.Error("the read deadline moved for a frame read with most of the timeout left")
+	}
+
+	c.readDeadline = 0 // as after a long idle: the next frame moves it
+	go client.Write(frame[:len(frame)/2])
+	start := time.Now()
+	_, _, err := c.readFrame(c.nc, hdr)
+	if !isTimeout(err) {
+		t.Fatalf("readFrame of half a frame = %v, want a timeout", err)
+	}
+	if elapsed := time.Since(start); elapsed < idle {
+		t.Errorf("half a frame cut after %v, sooner than the idle timeout %v", elapsed, idle)
+	}
+}
