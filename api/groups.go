@@ -118,7 +118,7 @@ func (a *API) myGroups(ctx context.Context, who caller, r *http.Request) (int, a
 	if err != nil {
 		return 0, nil, err
 	}
-	since, _, err := sinceLimit(r)
+	since, err := queryInt(r, "since") // the list is not paged: no limit
 	if err != nil {
 		return 0, nil, err
 	}

@@ -218,7 +218,8 @@ func (c *Client) sendLoop(ctx context.Context, cl *call, frame []byte) (ack prot
 		if err != nil {
 			return ack, err
 		}
-		if registered = c.registerOn(cl, cn); !registered {
+		var gather bool
+		if registered, gather = c.registerOn(cl, cn); !registered {
 			attempt--
 			continue // cn ended meanwhile
 		}
@@ -226,7 +227,7 @@ func (c *Client) sendLoop(ctx context.Context, cl *call, frame []byte) (ack prot
 		if attempt > 1 {
 			c.stats.retransmits.Add(1)
 		}
-		_ = c.writeRequest(cn, frame) // a failed write fails cn, whose end completes cl
+		_ = cn.write(ws.OpText, frame, gather) // a failed write fails cn, whose end completes cl
 		select {
 		case <-cl.done:
 			registered = false
@@ -249,16 +250,18 @@ func (c *Client) sendLoop(ctx context.Context, cl *call, frame []byte) (ack prot
 }
 
 // registerOn makes the send cl visible to the reader of cn, unless cn has
-// ended, which it reports with false.
-func (c *Client) registerOn(cl *call, cn *conn) bool {
+// ended, which it reports with ok false. Gather reports whether other
+// requests await their replies too, so that the write gathers: woken by the
+// same read, theirs may go out with this one.
+func (c *Client) registerOn(cl *call, cn *conn) (ok, gather bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cn != cn {
-		return false
+		return false, false
 	}
 	cl.cn = cn
 	c.pending[cl.id] = cl
-	return true
+	return true, len(c.pending) > 1
 }
 
 // failSendsLocked completes, with errConnLost, the sends waiting for an
@@ -298,16 +301,6 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	case <-c.ctx.Done():
 		return c.stopErr
 	}
-}
-
-// writeRequest writes the frame of a request already registered as
-// pending. If other requests await their replies too, the write gathers:
-// woken by the same read, theirs may go out with this one.
-func (c *Client) writeRequest(cn *conn, frame []byte) error {
-	c.mu.Lock()
-	others := len(c.pending) > 1
-	c.mu.Unlock()
-	return cn.write(ws.OpText, frame, others)
 }
 
 // waitConn returns the connection in service, waiting for one if the client
@@ -353,9 +346,10 @@ func (c *Client) request(ctx context.Context, typ, want string, payload, out any
 
 func (c *Client) roundTrip(ctx context.Context, cl *call, frame []byte) error {
 	c.mu.Lock()
-	cn := c.cn
+	cn, gather := c.cn, false
 	if cn != nil {
 		c.pending[cl.id] = cl
+		gather = len(c.pending) > 1 // see registerOn
 	}
 	c.mu.Unlock()
 	if cn == nil {
@@ -367,7 +361,7 @@ func (c *Client) roundTrip(ctx context.Context, cl *call, frame []byte) error {
 	}
 	answered := false
 	defer func() { c.release(cl, answered) }()
-	if c.writeRequest(cn, frame) != nil {
+	if cn.write(ws.OpText, frame, gather) != nil {
 		return ErrDisconnected
 	}
 	select {

@@ -359,15 +359,8 @@ func TestJoinRequestAnswerReachesRequester(t *testing.T) {
 
 	waitRequestsChanged := func(who *parleytest.Conn) {
 		t.Helper()
-		for {
-			f := who.Next(t, 5*time.Second)
-			var ch protocol.Changed
-			if f.Type == protocol.TypeChanged && json.Unmarshal(f.Data, &ch) == nil && ch.Scope == protocol.ScopeGroupRequests {
-				if ch.ID != "door" || ch.Version == 0 {
-					t.Fatalf("changed push %+v", ch)
-				}
-				return
-			}
+		if ch := expectChanged(t, who, protocol.ScopeGroupRequests); ch.ID != "door" {
+			t.Fatalf("changed push %+v", ch)
 		}
 	}
 	own := func(who *parleytest.Conn) []protocol.JoinRequest {
