@@ -40,6 +40,11 @@ type Config struct {
 	Senders  int     // connections that send; 0 means all
 	Size     int     // content bytes per message; 0 means 100
 
+	// Read makes the receiving connections mark what they receive read, as
+	// a client showing the messages does: one read request in flight per
+	// connection, for the newest seq of each conversation received.
+	Read bool
+
 	Warmup   time.Duration // sending before measuring starts
 	Duration time.Duration // measured sending; 0 means 30s
 
@@ -287,6 +292,7 @@ func parseFlags(args []string, stderr io.Writer, getenv func(string) string) (cl
 	fs.DurationVar(&c.Duration, "duration", defaultDuration, "measured sending `time`")
 	fs.DurationVar(&c.Warmup, "warmup", 5*time.Second, "sending `time` before measuring")
 	fs.IntVar(&c.Size, "size", defaultSize, "content `bytes` per message")
+	fs.BoolVar(&c.Read, "read", false, "receiving connections mark what they receive read, one read request in flight per connection")
 	fs.Var(&src, "sources", "source `addresses` of connections, round robin, e.g. 127.0.0.1-127.0.0.8 (each gives ~28k ports)")
 	fs.IntVar(&c.Procs, "procs", 0, "child `processes` to spread connections over; 1 keeps them in this process; 0 picks (at most 10,000 connections per process)")
 	fs.BoolVar(&c.Idle, "idle", false, "hold connections without sending and report the server's memory per connection")

@@ -8,7 +8,10 @@
 // clock. With Groups, setup creates group conversations and the senders
 // send to them; the shards account for each message's deliveries, and the
 // parent merges them into the time from send to a message's last member and
-// the deliveries that never came. With Idle it only holds the connections
+// the deliveries that never came. With Read the receiving connections mark
+// what they receive read, as clients showing the messages do, and the
+// summary reports the read requests and their latency. With Idle it only
+// holds the connections
 // and reports the server's resident memory per connection, read from its
 // /metrics.
 //
@@ -29,7 +32,9 @@
 //
 // Within a shard, a goroutine reads commands, another emits ticks, dials run
 // a bounded number at a time, and each sending connection runs Inflight
-// send slots, each with one send outstanding. Counters are atomics and
+// send slots, each with one send outstanding; with Read each connection
+// also runs a marker goroutine with one read request outstanding, for the
+// newest seq of each conversation received since its last. Counters are atomics and
 // latencies go to lock-free histograms, so that the handlers of thousands
 // of clients never contend on a lock or allocate to record a message; in
 // group runs each delivery also updates its message's entry in a map split

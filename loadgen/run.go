@@ -156,6 +156,7 @@ func makeJobs(c *Config, specs []connSpec, procs int) []job {
 			Interval:    interval,
 			Inflight:    c.Inflight,
 			Size:        c.Size,
+			Read:        c.Read,
 			Warmup:      c.Warmup,
 			Duration:    c.Duration,
 			ConnectRate: c.ConnectRate / float64(procs),
@@ -405,8 +406,8 @@ func (co *coordinator) printProgress() {
 func (co *coordinator) summarize() {
 	sum := co.sum
 	var (
-		ack, deliver histogram
-		groups       fanoutTally
+		ack, deliver, read histogram
+		groups             fanoutTally
 	)
 	for _, r := range co.results {
 		if r == nil {
@@ -418,6 +419,7 @@ func (co *coordinator) summarize() {
 		sum.Acked += r.Acked
 		sum.Delivered += r.Delivered
 		sum.Received += r.Received
+		sum.Reads += r.Reads
 		groups.add(r.GroupDelivered, r.GroupAcked)
 		sum.Disconnects += r.Disconnects
 		sum.Reconnects += r.Reconnects
@@ -428,12 +430,14 @@ func (co *coordinator) summarize() {
 		addCounts(&sum.Kicks, r.Kicks)
 		ack.add(&r.Ack)
 		deliver.add(&r.Deliver)
+		read.add(&r.Read)
 	}
 	if d := sum.MeasuredSeconds; d > 0 {
 		sum.SentPerSecond = float64(sum.Sent) / d
 		sum.AckedPerSecond = float64(sum.Acked) / d
 		sum.DeliveredPerSecond = float64(sum.Delivered) / d
 		sum.ReceivedPerSecond = float64(sum.Received) / d
+		sum.ReadsPerSecond = float64(sum.Reads) / d
 	}
 	if co.cfg.Groups > 0 {
 		f := groups.result(co.cfg)
@@ -443,6 +447,7 @@ func (co *coordinator) summarize() {
 	}
 	sum.AckLatency = latencyOf(&ack)
 	sum.DeliverLatency = latencyOf(&deliver)
+	sum.ReadLatency = latencyOf(&read)
 }
 
 func addCounts[V int | uint64](dst *map[string]V, src map[string]V) {

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -46,6 +47,43 @@ func TestIntegration(t *testing.T) {
 		t.Errorf("delivered %d, want 2 × %d acked", sum.Delivered, sum.Acked)
 	}
 	t.Logf("ack %s; deliver %s", sum.AckLatency, sum.DeliverLatency)
+}
+
+// TestRead runs a short load with -read: the receiving devices mark what
+// they receive read, and the server answers every read request.
+func TestRead(t *testing.T) {
+	s := parleytest.NewServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg := Config{
+		URL:        s.URL,
+		AdminKey:   parleytest.AdminKey,
+		Conns:      40,
+		Users:      20, // two devices per user
+		Contacts:   2,
+		UserPrefix: "rd",
+		Rate:       400,
+		Warmup:     200 * time.Millisecond,
+		Duration:   2 * time.Second,
+		Procs:      1,
+		Read:       true,
+	}
+	sum, err := Run(ctx, cfg, io.Discard)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if sum.Acked == 0 || sum.Acked != sum.Sent || len(sum.Errors) > 0 {
+		t.Fatalf("sent %d, acked %d, errors %v", sum.Sent, sum.Acked, sum.Errors)
+	}
+	// At least one read per receiving device, at most one per delivery.
+	if sum.Reads < uint64(cfg.Conns)/2 || sum.Reads > sum.Delivered || sum.ReadLatency.Count != sum.Reads || sum.ReadsPerSecond <= 0 {
+		t.Errorf("reads %d (%.1f/s, latency %+v) for %d deliveries", sum.Reads, sum.ReadsPerSecond, sum.ReadLatency, sum.Delivered)
+	}
+	var text bytes.Buffer
+	sum.WriteText(&text)
+	if !strings.Contains(text.String(), "reads ") {
+		t.Errorf("summary:\n%s", &text)
+	}
 }
 
 // TestGroups runs short group workloads against a real server, in this

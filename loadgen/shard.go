@@ -53,6 +53,7 @@ type job struct {
 	Interval    time.Duration `json:"interval"` // between the sends of one slot; 0 sends flat out
 	Inflight    int           `json:"inflight"` // slots per sending connection
 	Size        int           `json:"size"`
+	Read        bool          `json:"read,omitempty"`
 	Warmup      time.Duration `json:"warmup"`
 	Duration    time.Duration `json:"duration"`
 	ConnectRate float64       `json:"connect_rate"`
@@ -103,6 +104,8 @@ type shardResult struct {
 	Acked          uint64            `json:"acked"`
 	Delivered      uint64            `json:"delivered"`
 	Received       uint64            `json:"received"` // deliveries that arrived in the measured window
+	Reads          uint64            `json:"reads,omitempty"`
+	Read           histogram         `json:"read"`
 	Errors         map[string]uint64 `json:"errors,omitempty"`
 	Ack            histogram         `json:"ack"`
 	Deliver        histogram         `json:"deliver"`
@@ -145,6 +148,10 @@ type worker struct {
 	sentTotal, ackedTotal, deliveredTot atomic.Uint64 // measured window
 	ackTotal, deliverTotal              *recorder     // measured window
 	receivedTot                         atomic.Uint64 // arrived in the measured window
+	readsTot                            atomic.Uint64 // read requests of the measured window, answered
+	readTotal                           *recorder     // their latency
+	stopReads                           chan struct{} // closed before the clients are: readMarkers end
+	readers                             sync.WaitGroup
 	fanout                              *fanoutRecorder
 	connected                           atomic.Int64
 	disconnects                         atomic.Uint64
@@ -168,6 +175,8 @@ func newWorker(j job, logw io.Writer) *worker {
 		deliverNow:    newRecorder(),
 		ackTotal:      newRecorder(),
 		deliverTotal:  newRecorder(),
+		readTotal:     newRecorder(),
+		stopReads:     make(chan struct{}),
 		fanout:        newFanoutRecorder(),
 		convs:         make([]string, j.Groups),
 		groupOf:       make(map[string]int32, j.Groups),
@@ -287,11 +296,15 @@ func (w *worker) connect(ctx context.Context) {
 func (w *worker) dial(ctx context.Context, i int) {
 	spec := w.job.Conns[i]
 	self := w.names[spec.User]
+	var marker *readMarker
+	if w.job.Read {
+		marker = &readMarker{w: w, due: make(map[string]int64), wake: make(chan struct{}, 1)}
+	}
 	o := client.Options{
 		URL:           w.job.WSURL,
 		Token:         spec.Token,
 		StartAtLatest: true,
-		OnMessage:     w.onMessage(self),
+		OnMessage:     w.onMessage(self, marker),
 		OnEvent:       w.onEvent,
 	}
 	if spec.Source != "" {
@@ -312,6 +325,10 @@ func (w *worker) dial(ctx context.Context, i int) {
 		return
 	}
 	w.clients[i] = c
+	if marker != nil {
+		marker.c = c
+		w.readers.Go(marker.run)
+	}
 }
 
 // dialErrorKey names the kind of a failed connection attempt.
@@ -363,8 +380,9 @@ func (w *worker) connectedCount() int {
 
 // onMessage returns the OnMessage handler of a connection of user self: it
 // measures the messages sent to self, or to a group of the run by another
-// user, not those self sent from this device or another.
-func (w *worker) onMessage(self string) func(protocol.Message) {
+// user, not those self sent from this device or another, and hands them to
+// marker, if any, to be marked read.
+func (w *worker) onMessage(self string, marker *readMarker) func(protocol.Message) {
 	return func(m protocol.Message) {
 		g, group := w.groupOf[m.Conversation]
 		if group && m.From == self || !group && m.To != self {
@@ -388,6 +406,69 @@ func (w *worker) onMessage(self string) func(protocol.Message) {
 				w.fanout.record(msgKey{Group: g, Seq: m.Seq}, lat)
 			}
 		}
+		if marker != nil {
+			marker.mark(m.Conversation, m.Seq)
+		}
+	}
+}
+
+// readMarker marks a connection's conversations read as their messages
+// arrive, as a client showing them does: one read request at a time, for
+// the newest seq of each conversation received since the last.
+type readMarker struct {
+	w    *worker
+	c    *client.Client // set before run starts
+	mu   sync.Mutex
+	due  map[string]int64 // guarded by mu: conversation → newest seq not yet marked
+	wake chan struct{}    // holds a token while due has entries
+}
+
+// mark notes that seq of conv was received.
+func (r *readMarker) mark(conv string, seq int64) {
+	r.mu.Lock()
+	r.due[conv] = max(r.due[conv], seq)
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run sends the read requests until the worker stops them.
+func (r *readMarker) run() {
+	var next map[string]int64
+	for {
+		select {
+		case <-r.w.stopReads:
+			return
+		case <-r.wake:
+		}
+		r.mu.Lock()
+		due := r.due
+		if next == nil {
+			next = make(map[string]int64)
+		}
+		r.due, next = next, nil
+		r.mu.Unlock()
+		for conv, seq := range due {
+			t0 := time.Now()
+			_, err := r.c.MarkRead(context.Background(), conv, seq)
+			if err != nil {
+				if r.c.Err() != nil {
+					return // closed: the run is over
+				}
+				r.w.mu.Lock()
+				r.w.errors["read_"+errorKey(err)]++
+				r.w.mu.Unlock()
+				continue
+			}
+			if r.w.inWindow(t0.UnixNano()) {
+				r.w.readsTot.Add(1)
+				r.w.readTotal.record(time.Since(t0))
+			}
+		}
+		clear(due)
+		next = due
 	}
 }
 
@@ -641,6 +722,7 @@ func (w *worker) tick() *tick {
 
 // closeClients closes every connection, a few at a time.
 func (w *worker) closeClients() {
+	close(w.stopReads)
 	var g errgroup.Group
 	g.SetLimit(dialConcurrency)
 	for _, c := range w.clients {
@@ -649,6 +731,7 @@ func (w *worker) closeClients() {
 		}
 	}
 	g.Wait()
+	w.readers.Wait()
 }
 
 // result gathers what the shard measured; the clients are closed.
@@ -662,11 +745,13 @@ func (w *worker) result() *shardResult {
 		Acked:          w.ackedTotal.Load(),
 		Delivered:      w.deliveredTot.Load(),
 		Received:       w.receivedTot.Load(),
+		Reads:          w.readsTot.Load(),
 		GroupDelivered: w.fanout.messages(),
 		Disconnects:    w.disconnects.Load(),
 	}
 	w.ackTotal.drain(&r.Ack)
 	w.deliverTotal.drain(&r.Deliver)
+	w.readTotal.drain(&r.Read)
 	for _, c := range w.clients {
 		if c != nil {
 			st := c.Stats()

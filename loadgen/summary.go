@@ -42,6 +42,12 @@ type Summary struct {
 	Received          uint64  `json:"received"`
 	ReceivedPerSecond float64 `json:"received_per_second"`
 
+	// Reads counts the read requests (-read) sent in the measured window
+	// and answered; ReadLatency is from request to answer.
+	Reads          uint64  `json:"reads,omitempty"`
+	ReadsPerSecond float64 `json:"reads_per_second,omitempty"`
+	ReadLatency    Latency `json:"read_latency"`
+
 	// Group runs: over the messages acked in the window, the time from
 	// send to the last member's delivery (one sample per message), the
 	// deliveries due to the other members' devices (all connections of the
@@ -132,6 +138,9 @@ func (s *Summary) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "acked        %d (%.1f/s), %s\n", s.Acked, s.AckedPerSecond, s.AckLatency)
 		fmt.Fprintf(&b, "delivered    %d (%.1f/s), %s\n", s.Delivered, s.DeliveredPerSecond, s.DeliverLatency)
 		fmt.Fprintf(&b, "received     %d in the window (%.1f/s)\n", s.Received, s.ReceivedPerSecond)
+		if s.Reads > 0 {
+			fmt.Fprintf(&b, "reads        %d (%.1f/s), %s\n", s.Reads, s.ReadsPerSecond, s.ReadLatency)
+		}
 		if s.Groups > 0 {
 			fmt.Fprintf(&b, "last member  %d messages, %s\n", s.LastMemberLatency.Count, s.LastMemberLatency)
 			fmt.Fprintf(&b, "missing      %d of %d deliveries due\n", s.MissingDeliveries, s.ExpectedDeliveries)
