@@ -240,7 +240,11 @@ const (
 // Versions become visible in the order they were taken: a reader that sees
 // version v sees every change stamped v or lower. A backend with several
 // writers must take versions and commit under one lock (or publish a
-// commit-ordered watermark) to keep this promise.
+// commit-ordered watermark) to keep this promise. A write returns once it
+// is durable (when the store syncs); a backend may make it visible to
+// readers a moment before, so that concurrent writes share one sync: a
+// power loss within that moment may lose what a reader saw, never what a
+// call returned.
 type Messages interface {
 	// AppendMessages commits the batch atomically, with one durable sync
 	// when the store syncs. Each new message gets its conversation's next

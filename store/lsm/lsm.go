@@ -22,9 +22,10 @@
 //
 // Every write (AppendMessages, membership changes, MarkRead, ClearHistory,
 // UpdateSettings) runs under one mutex, takes its version, builds one
-// Pebble batch and commits it, with a sync when Options.NoSync is false,
-// before releasing the mutex: versions become visible in the order they
-// were taken. The writer keeps conversation heads in a bounded cache,
+// Pebble batch and applies it before releasing the mutex: versions become
+// visible in the order they were taken. When Options.NoSync is false it
+// then waits for the batch's sync outside the mutex, so that writes
+// applied meanwhile share one fsync. The writer keeps conversation heads in a bounded cache,
 // valid because it is the only writer (the data directory is locked by the
 // server), and an in-memory Bloom filter of client ids in front of the
 // dedupe lookup (filter.go), filled from a snapshot by a background
@@ -48,6 +49,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/parleyim/parley/store"
 )
@@ -65,6 +67,8 @@ type Options struct {
 	// HeadCache is how many conversation heads the writer keeps in memory;
 	// 0 means 1<<18.
 	HeadCache int
+
+	fs vfs.FS // the file system, for tests; nil means the operating system's
 }
 
 // Log is the message log. Its methods are safe for concurrent use.
@@ -103,6 +107,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		// sustained writes on a two-core machine.
 		CompactionConcurrencyRange: func() (int, int) { return 1, 2 },
 		Logger:                     quietLogger{},
+		FS:                         opts.fs,
 	}
 	// Bloom filters make the client-id lookup of a new message, which finds
 	// nothing, cost no block reads in most levels.

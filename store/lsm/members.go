@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -17,33 +18,58 @@ import (
 // commitWrite runs build on a new batch under the write lock with the next
 // version and commits what it wrote; build returns false to commit nothing.
 // After a commit, the head build returns (nil for none) is cached as conv's.
+//
+// The batch is applied under the lock, which orders versions, and its sync
+// is waited for after the lock is released, so that writes made at once
+// (the read receipts of many clients) share fsyncs as sends do, and none
+// holds up the group commit of messages while the disk syncs it.
 func (l *Log) commitWrite(ctx context.Context, op, conv string, build func(b *pebble.Batch, version int64) (changed bool, h *head, err error)) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("lsm: %s: %w", op, err)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return fmt.Errorf("lsm: %s: %w", op, pebble.ErrClosed)
-	}
-	b := l.db.NewBatch()
-	defer b.Close()
-	version := l.version + 1
-	changed, h, err := build(b, version)
-	if err == nil && changed {
-		b.Set(versionKey, enc(nil).int(version), nil)
-		err = b.Commit(l.write)
-		if err == nil {
-			l.version = version
-			if h != nil {
-				l.cacheHead(conv, h)
-			}
-		}
+	b, err := l.applyWrite(conv, build)
+	if err == nil && b != nil {
+		err = b.SyncWait()
+		b.Close()
 	}
 	if err != nil {
 		return fmt.Errorf("lsm: %s: %w", op, err)
 	}
 	return nil
+}
+
+// applyWrite is commitWrite's part under the lock. It returns the applied
+// batch, whose sync the caller waits for and which it closes, or nil if
+// nothing was written or the log does not sync.
+func (l *Log) applyWrite(conv string, build func(b *pebble.Batch, version int64) (changed bool, h *head, err error)) (*pebble.Batch, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, pebble.ErrClosed
+	}
+	b := l.db.NewBatch()
+	version := l.version + 1
+	changed, h, err := build(b, version)
+	if err != nil || !changed {
+		b.Close()
+		return nil, err
+	}
+	b.Set(versionKey, enc(nil).int(version), nil)
+	if !l.write.Sync {
+		err = b.Commit(l.write)
+		b, err = nil, errors.Join(err, b.Close())
+	} else if err = l.db.ApplyNoSyncWait(b, l.write); err != nil {
+		b.Close()
+		b = nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	l.version = version
+	if h != nil {
+		l.cacheHead(conv, h)
+	}
+	return b, nil
 }
 
 // Conversation returns a conversation.
