@@ -23,20 +23,33 @@ const (
 // user is not in behind not_found; an id that names no conversation at all is
 // invalid_argument, as it is for send.
 func (s *Service) member(ctx context.Context, user, conv string) (store.Member, error) {
-	switch {
-	case conv == "":
-		return store.Member{}, protocol.Errorf(protocol.CodeInvalidArgument, "conv is required")
-	case conversation.KindOf(conv) == "":
-		return store.Member{}, notConversationID(conv)
+	if err := checkConversationID(conv); err != nil {
+		return store.Member{}, err
 	}
 	m, err := s.store.Member(ctx, user, conv)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Member{}, protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
+		return store.Member{}, noConversation(conv)
 	}
 	if err != nil {
 		return store.Member{}, fmt.Errorf("message: member: %w", err)
 	}
 	return m, nil
+}
+
+// checkConversationID refuses an empty or malformed conversation id.
+func checkConversationID(conv string) error {
+	switch {
+	case conv == "":
+		return protocol.Errorf(protocol.CodeInvalidArgument, "conv is required")
+	case conversation.KindOf(conv) == "":
+		return notConversationID(conv)
+	}
+	return nil
+}
+
+// noConversation is the answer about a conversation the user is not in.
+func noConversation(conv string) error {
+	return protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
 }
 
 // Pull returns a page of the messages user may see in a conversation. From
@@ -173,19 +186,22 @@ func (s *Service) MarkRead(ctx context.Context, user string, r protocol.Read, or
 	if r.Seq < 0 {
 		return protocol.Receipt{}, protocol.Errorf(protocol.CodeInvalidArgument, "seq must not be negative")
 	}
-	before, err := s.member(ctx, user, r.Conversation)
-	if err != nil {
+	if err := checkConversationID(r.Conversation); err != nil {
 		return protocol.Receipt{}, err
 	}
-	if r.Seq > before.MaxSeq {
-		return protocol.Receipt{}, protocol.Errorf(protocol.CodeOutOfRange, "seq %d is above the conversation's last seq %d", r.Seq, before.MaxSeq)
-	}
-	m, err := s.store.MarkRead(ctx, user, r.Conversation, r.Seq)
-	if err != nil {
+	// The store checks the seq and raises the read seq in one write: a read
+	// costs one look at the member's state, not two.
+	m, raised, err := s.store.MarkRead(ctx, user, r.Conversation, r.Seq)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return protocol.Receipt{}, noConversation(r.Conversation)
+	case errors.Is(err, store.ErrAboveMaxSeq):
+		return protocol.Receipt{}, protocol.Errorf(protocol.CodeOutOfRange, "seq %d is above the conversation's last seq %d", r.Seq, m.MaxSeq)
+	case err != nil:
 		return protocol.Receipt{}, fmt.Errorf("message: mark read: %w", err)
 	}
 	receipt := protocol.Receipt{Conversation: r.Conversation, Reader: user, Seq: m.ReadSeq, Time: s.now().UnixMilli()}
-	if m.ReadSeq > before.ReadSeq {
+	if raised {
 		frame, err := EncodePush(protocol.TypeReceipt, receipt)
 		if err != nil {
 			return protocol.Receipt{}, fmt.Errorf("message: encode receipt: %w", err)

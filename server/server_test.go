@@ -137,6 +137,19 @@ func TestReadReceiptsReachPeerAndOwnDevices(t *testing.T) {
 	if ok.Seq != 2 {
 		t.Fatalf("read seq lowered to %d", ok.Seq)
 	}
+	// Reading past the last message is refused, and changes nothing.
+	b1.Request(t, protocol.TypeRead, "r3", protocol.Read{Conversation: ack.Conversation, Seq: 4})
+	if f := b1.ExpectError(t, protocol.CodeOutOfRange); !strings.Contains(f.Error.Message, "last seq 3") {
+		t.Errorf("read past the end: %q", f.Error.Message)
+	}
+	b1.Request(t, protocol.TypeRead, "r4", protocol.Read{Conversation: ack.Conversation, Seq: 2})
+	b1.Expect(t, protocol.TypeOK, &ok)
+	if ok.Seq != 2 {
+		t.Fatalf("read seq after a refused read = %d, want 2", ok.Seq)
+	}
+	// A conversation the reader is not in is not found.
+	b1.Request(t, protocol.TypeRead, "r5", protocol.Read{Conversation: "d:alice:carol", Seq: 1})
+	b1.ExpectError(t, protocol.CodeNotFound)
 	a1.Quiet(t, 100*time.Millisecond)
 }
 

@@ -27,6 +27,7 @@ var (
 	ErrExists           = errors.New("store: already exists")
 	ErrClientIDConflict = errors.New("store: client message id reused with different content")
 	ErrNotMember        = errors.New("store: not a member of the conversation")
+	ErrAboveMaxSeq      = errors.New("store: seq above the conversation's last")
 )
 
 // Store is everything Parley keeps durably.
@@ -273,12 +274,14 @@ type Messages interface {
 	// in [minSeq, maxSeq], starting at from and going in dir, always returned
 	// in ascending seq order.
 	MessageRange(ctx context.Context, conversation string, from, minSeq, maxSeq int64, dir Direction, limit int) ([]Message, error)
-	// MarkRead raises the user's read seq to seq (clamped to the user's max
-	// seq; never lowered) and returns the updated member state. A raised
-	// read seq also gives the peer of a direct conversation a new version,
-	// since the peer's PeerReadSeq changed. ErrNotFound if the user is not
-	// a member.
-	MarkRead(ctx context.Context, user, conversation string, seq int64) (Member, error)
+	// MarkRead raises the user's read seq to seq (never lowered) and
+	// returns the updated member state and whether the read seq rose. A
+	// raised read seq also gives the peer of a direct conversation a new
+	// version, since the peer's PeerReadSeq changed. ErrNotFound if the user
+	// is not a member; a seq above the user's MaxSeq changes nothing and
+	// returns the current state with ErrAboveMaxSeq. The check and the
+	// change are one write, so callers need not read the state first.
+	MarkRead(ctx context.Context, user, conversation string, seq int64) (m Member, raised bool, err error)
 	// ClearHistory hides every current message from the user: MinSeq becomes
 	// MaxSeq+1 and ReadSeq becomes MaxSeq. ErrNotFound if not a member.
 	ClearHistory(ctx context.Context, user, conversation string) (Member, error)

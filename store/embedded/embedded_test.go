@@ -76,7 +76,7 @@ func TestReopen(t *testing.T) {
 	if _, err := s.CreateGroup(ctx, store.GroupInfo{Conversation: "g:1", CreatedAt: now}, []store.GroupMember{{User: "a", Role: "owner"}, {User: "b", Role: "member"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.MarkRead(ctx, "b", msg.Conversation, 1); err != nil {
+	if _, _, err := s.MarkRead(ctx, "b", msg.Conversation, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

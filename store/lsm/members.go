@@ -323,11 +323,19 @@ func (l *Log) MessageRange(ctx context.Context, conv string, from, minSeq, maxSe
 }
 
 // MarkRead raises the user's read seq.
-func (l *Log) MarkRead(ctx context.Context, user, conv string, seq int64) (store.Member, error) {
-	m, err := l.updateMember(ctx, "mark read", user, conv, true, func(m store.Member) (readSeq, minSeq int64) {
-		return max(m.ReadSeq, min(seq, m.MaxSeq)), m.MinSeq
+func (l *Log) MarkRead(ctx context.Context, user, conv string, seq int64) (m store.Member, raised bool, err error) {
+	above := false
+	m, err = l.updateMember(ctx, "mark read", user, conv, true, func(m store.Member) (readSeq, minSeq int64) {
+		above, raised = seq > m.MaxSeq, seq > m.ReadSeq && seq <= m.MaxSeq
+		if !raised {
+			return m.ReadSeq, m.MinSeq
+		}
+		return seq, m.MinSeq
 	})
-	return m, err
+	if err == nil && above {
+		return m, false, fmt.Errorf("lsm: mark read %d of %d: %w", seq, m.MaxSeq, store.ErrAboveMaxSeq)
+	}
+	return m, raised, err
 }
 
 // ClearHistory hides the conversation's current messages from the user.

@@ -38,9 +38,9 @@ func TestWriteWaitsForItsSyncOutsideTheLock(t *testing.T) {
 
 	t.Cleanup(fs.hold()) // before the log's Close, which syncs
 	done := make(chan error, 2)
-	go func() { _, err := l.MarkRead(ctx, "u2", a, 1); done <- err }()
+	go func() { _, _, err := l.MarkRead(ctx, "u2", a, 1); done <- err }()
 	waitUntil(t, "the first read is visible", func() bool { return readSeq("u2", a) == 1 })
-	go func() { _, err := l.MarkRead(ctx, "u4", b, 1); done <- err }()
+	go func() { _, _, err := l.MarkRead(ctx, "u4", b, 1); done <- err }()
 	waitUntil(t, "the second read is visible while the first waits for its sync", func() bool { return readSeq("u4", b) == 1 })
 	select {
 	case err := <-done:

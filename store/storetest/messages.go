@@ -588,7 +588,7 @@ func testMembers(t *testing.T, open opener) {
 
 		// b reads a's message: b's row changes, and a's too, because a's
 		// PeerReadSeq rose.
-		if _, err := s.MarkRead(t.Context(), "b", ab, 1); err != nil {
+		if _, _, err := s.MarkRead(t.Context(), "b", ab, 1); err != nil {
 			t.Fatal(err)
 		}
 		v4 := members("b", v3, ab)
@@ -597,7 +597,7 @@ func testMembers(t *testing.T, open opener) {
 			t.Errorf("a's PeerReadSeq after b read = %d, want 1", got)
 		}
 		// Reading what was read already changes nothing for anyone.
-		if _, err := s.MarkRead(t.Context(), "b", ab, 1); err != nil {
+		if _, _, err := s.MarkRead(t.Context(), "b", ab, 1); err != nil {
 			t.Fatal(err)
 		}
 		members("b", v4)
@@ -614,7 +614,7 @@ func testMembers(t *testing.T, open opener) {
 		}
 		// A read in one conversation, then a message in the other: the
 		// message's change is the later one.
-		if _, err := s.MarkRead(t.Context(), "a", ac, 1); err != nil {
+		if _, _, err := s.MarkRead(t.Context(), "a", ac, 1); err != nil {
 			t.Fatal(err)
 		}
 		next := mustAppend(t, s, send("a", "b", "3", "z"))[0].Message
@@ -677,7 +677,7 @@ func testReadSeqs(t *testing.T, open opener) {
 		s := open(t)
 		conv := directID("a", "b")
 		mustAppend(t, s, send("a", "b", "1", "x"), send("a", "b", "2", "y"))
-		if _, err := s.MarkRead(t.Context(), "b", conv, 2); err != nil {
+		if _, _, err := s.MarkRead(t.Context(), "b", conv, 2); err != nil {
 			t.Fatal(err)
 		}
 		mustAppend(t, s, send("b", "a", "3", "z"), send("a", "b", "4", "w"))
@@ -769,26 +769,32 @@ func testMarkRead(t *testing.T, open opener) {
 	last := rs[2].Message
 	version := mustMember(t, s, "b", conv).Version
 	for _, tt := range []struct {
-		name string
-		seq  int64
-		want int64
+		name    string
+		seq     int64
+		want    int64
+		raised  bool
+		wantErr error
 	}{
-		{"raise", 2, 2},
-		{"never lowered", 1, 2},
-		{"clamped to max seq", 10, 3},
-		{"zero", 0, 3},
+		{"raise", 2, 2, true, nil},
+		{"never lowered", 1, 2, false, nil},
+		{"above max seq", 10, 2, false, store.ErrAboveMaxSeq},
+		{"to max seq", 3, 3, true, nil},
+		{"zero", 0, 3, false, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.MarkRead(t.Context(), "b", conv, tt.seq)
-			if err != nil {
-				t.Fatalf("MarkRead: %v", err)
+			got, raised, err := s.MarkRead(t.Context(), "b", conv, tt.seq)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("MarkRead: got error %v, want %v", err, tt.wantErr)
 			}
 			want := store.Member{User: "b", Conversation: conv, Kind: conversation.Direct, Peer: "a", MaxSeq: 3, ReadSeq: tt.want, PeerReadSeq: 3, MinSeq: 1, LastMessage: &last}
 			if d := diffMember(got, want); d != "" {
 				t.Errorf("MarkRead: %s", d)
 			}
-			if got.Version < version {
-				t.Errorf("MarkRead: version went down from %d to %d", version, got.Version)
+			if raised != tt.raised {
+				t.Errorf("MarkRead: raised %v, want %v", raised, tt.raised)
+			}
+			if got.Version < version || !raised && got.Version != version {
+				t.Errorf("MarkRead: version went from %d to %d, raised %v", version, got.Version, raised)
 			}
 			if d := diffMember(mustMember(t, s, "b", conv), got); d != "" {
 				t.Errorf("Member after MarkRead: %s", d)
@@ -803,7 +809,7 @@ func testMarkRead(t *testing.T, open opener) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.MarkRead(t.Context(), "a", conv, 4)
+		got, _, err := s.MarkRead(t.Context(), "a", conv, 4)
 		if err != nil {
 			t.Fatalf("MarkRead: %v", err)
 		}
@@ -820,7 +826,7 @@ func testMarkRead(t *testing.T, open opener) {
 	})
 	t.Run("not a member", func(t *testing.T) {
 		for _, tt := range []struct{ user, conv string }{{"c", conv}, {"a", "nothing"}} {
-			if _, err := s.MarkRead(t.Context(), tt.user, tt.conv, 1); !errors.Is(err, store.ErrNotFound) {
+			if _, _, err := s.MarkRead(t.Context(), tt.user, tt.conv, 1); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("MarkRead(%s, %s): got %v, want ErrNotFound", tt.user, tt.conv, err)
 			}
 		}
@@ -830,7 +836,7 @@ func testMarkRead(t *testing.T, open opener) {
 		conv := directID("a", "b")
 		mustAppend(t, s, send("a", "b", "1", "x"), send("a", "b", "2", "y"))
 		before := mustMember(t, s, "a", conv)
-		got, err := s.MarkRead(t.Context(), "a", conv, 1)
+		got, _, err := s.MarkRead(t.Context(), "a", conv, 1)
 		if err != nil {
 			t.Fatalf("MarkRead: %v", err)
 		}
@@ -841,7 +847,7 @@ func testMarkRead(t *testing.T, open opener) {
 		if m := mustMember(t, s, "a", conv); m.ReadSeq != 2 {
 			t.Errorf("read seq after the peer's message = %d, want 2", m.ReadSeq)
 		}
-		got, err = s.MarkRead(t.Context(), "a", conv, 3)
+		got, _, err = s.MarkRead(t.Context(), "a", conv, 3)
 		if err != nil {
 			t.Fatalf("MarkRead: %v", err)
 		}
@@ -859,7 +865,7 @@ func testClearHistory(t *testing.T, open opener) {
 	s := open(t)
 	conv := directID("a", "b")
 	rs := mustAppend(t, s, send("a", "b", "1", "x"), send("a", "b", "2", "y"), send("a", "b", "3", "z"))
-	if _, err := s.MarkRead(t.Context(), "b", conv, 1); err != nil {
+	if _, _, err := s.MarkRead(t.Context(), "b", conv, 1); err != nil {
 		t.Fatal(err)
 	}
 	before := mustMember(t, s, "b", conv)

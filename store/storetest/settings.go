@@ -85,11 +85,11 @@ func testSettings(t *testing.T, open opener) {
 			update(t, s, "a", c, store.SettingsChange{Pinned: &yes, MutedUntil: &forever, Draft: &draft, DraftTime: 7}, want, true)
 		}
 		// The peer's read stamps a's record; a's own group message rewrites it.
-		if _, err := s.MarkRead(t.Context(), "b", conv, 1); err != nil {
+		if _, _, err := s.MarkRead(t.Context(), "b", conv, 1); err != nil {
 			t.Fatal(err)
 		}
 		mustAppend(t, s, post("a", "g:1", "2", "y"), send("a", "b", "3", "z"))
-		if _, err := s.MarkRead(t.Context(), "a", conv, 2); err != nil {
+		if _, _, err := s.MarkRead(t.Context(), "a", conv, 2); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.ClearHistory(t.Context(), "a", "g:1"); err != nil {
@@ -125,7 +125,7 @@ func testSettings(t *testing.T, open opener) {
 		}
 		update(t, s, "b", "g:1", store.SettingsChange{Hidden: &yes}, store.Settings{UnhideSeq: 3}, false)
 		// Only a new message shows it again, to b alone, through its version.
-		if _, err := s.MarkRead(t.Context(), "b", "g:1", 2); err != nil {
+		if _, _, err := s.MarkRead(t.Context(), "b", "g:1", 2); err != nil {
 			t.Fatal(err)
 		}
 		if m := mustMember(t, s, "b", "g:1"); !m.Hidden() {
