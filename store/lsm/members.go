@@ -159,28 +159,44 @@ func (l *Log) memberView(g getter, user, conv string, rec *member) (store.Member
 	if !found {
 		return store.Member{}, fmt.Errorf("member %s of %s: %w: no head", user, conv, errCorrupt)
 	}
-	var peer *member
-	if h.kind == conversation.Direct {
-		if p, _ := conversation.Peer(conv, user); p != user {
-			pr, found, err := memberOf(g, p, conv)
-			if err != nil {
-				return store.Member{}, err
-			}
-			if found {
-				peer = &pr
-			}
-		}
+	peer, err := peerOf(g, user, conv, &h)
+	if err != nil {
+		return store.Member{}, err
 	}
-	m := l.view(user, conv, &h, rec, peer)
-	if m.MaxSeq >= m.MinSeq && m.MaxSeq > 0 {
-		var last store.Message
-		found, err := get(g, messageKey(conv, m.MaxSeq), func(d *dec) { last = decodeMessage(d, conv, m.MaxSeq) })
-		if err != nil {
-			return store.Member{}, err
-		}
-		if found {
-			m.LastMessage = &last
-		}
+	return withLastMessage(g, l.view(user, conv, &h, rec, peer))
+}
+
+// peerOf reads the record of user's peer in a direct conversation, or nil
+// if the conversation has none.
+func peerOf(g getter, user, conv string, h *head) (*member, error) {
+	if h.kind != conversation.Direct {
+		return nil, nil
+	}
+	p, _ := conversation.Peer(conv, user)
+	if p == user {
+		return nil, nil
+	}
+	pr, found, err := memberOf(g, p, conv)
+	if err != nil || !found {
+		return nil, err
+	}
+	return &pr, nil
+}
+
+// withLastMessage fills in m's last message from g, if it has one in view.
+// A stored message never changes, so any read after m was computed finds
+// the same one.
+func withLastMessage(g getter, m store.Member) (store.Member, error) {
+	if m.MaxSeq < m.MinSeq || m.MaxSeq == 0 {
+		return m, nil
+	}
+	var last store.Message
+	found, err := get(g, messageKey(m.Conversation, m.MaxSeq), func(d *dec) { last = decodeMessage(d, m.Conversation, m.MaxSeq) })
+	if err != nil {
+		return store.Member{}, err
+	}
+	if found {
+		m.LastMessage = &last
 	}
 	return m, nil
 }
@@ -352,7 +368,7 @@ func (l *Log) ClearHistory(ctx context.Context, user, conv string) (store.Member
 func (l *Log) updateMember(ctx context.Context, op, user, conv string, toPeer bool, change func(store.Member) (readSeq, minSeq int64)) (store.Member, error) {
 	var out store.Member
 	err := l.commitWrite(ctx, op, conv, func(b *pebble.Batch, version int64) (bool, *head, error) {
-		rec, m, err := l.memberForUpdate(user, conv)
+		rec, peer, m, err := l.memberForUpdate(user, conv)
 		if err != nil {
 			return false, nil, err
 		}
@@ -363,38 +379,43 @@ func (l *Log) updateMember(ctx context.Context, op, user, conv string, toPeer bo
 		}
 		rec.readSeq, rec.minSeq, rec.version = readSeq, minSeq, version
 		b.Set(memberKey(user, conv), rec.encode(), nil)
-		if toPeer && readSeq != m.ReadSeq && m.Peer != "" && m.Peer != user {
-			peer, found, err := memberOf(l.db, m.Peer, conv)
-			if err != nil {
-				return false, nil, err
-			}
-			if found {
-				peer.version = version
-				b.Set(memberKey(m.Peer, conv), peer.encode(), nil)
-			}
+		if toPeer && readSeq != m.ReadSeq && peer != nil {
+			p := *peer
+			p.version = version
+			b.Set(memberKey(m.Peer, conv), p.encode(), nil)
 		}
 		out.ReadSeq, out.MinSeq, out.Version = readSeq, minSeq, version
-		if out.MaxSeq < out.MinSeq {
-			out.LastMessage = nil
-		}
 		return true, nil, nil
 	})
 	if err != nil {
 		return store.Member{}, err
 	}
-	return out, nil
+	return withLastMessage(l.db, out)
 }
 
-// memberForUpdate reads a member's record and view for a change; the
-// caller holds l.mu. ErrNotFound if the user never was a member.
-func (l *Log) memberForUpdate(user, conv string) (member, store.Member, error) {
+// memberForUpdate reads, for a change, a member's record, the peer's record
+// of a direct conversation (nil if none) and the member's view without its
+// last message, which the caller reads once the change is written
+// (withLastMessage): the fewer reads under the write lock, the sooner the
+// message committer has it. The caller holds l.mu, so the head comes from
+// the writer's cache. ErrNotFound if the user never was a member.
+func (l *Log) memberForUpdate(user, conv string) (rec member, peer *member, m store.Member, err error) {
 	rec, found, err := memberOf(l.db, user, conv)
 	if err == nil && !found {
 		err = store.ErrNotFound
 	}
 	if err != nil {
-		return member{}, store.Member{}, err
+		return member{}, nil, store.Member{}, err
 	}
-	m, err := l.memberView(l.db, user, conv, &rec)
-	return rec, m, err
+	h, err := l.headLocked(conv)
+	if err == nil && h == nil {
+		err = fmt.Errorf("member %s of %s: %w: no head", user, conv, errCorrupt)
+	}
+	if err == nil {
+		peer, err = peerOf(l.db, user, conv, h)
+	}
+	if err != nil {
+		return member{}, nil, store.Member{}, err
+	}
+	return rec, peer, l.view(user, conv, h, &rec, peer), nil
 }

@@ -13,7 +13,7 @@ import (
 func (l *Log) UpdateSettings(ctx context.Context, user, conv string, c store.SettingsChange) (store.Member, error) {
 	var out store.Member
 	err := l.commitWrite(ctx, "update settings", conv, func(b *pebble.Batch, version int64) (bool, *head, error) {
-		rec, m, err := l.memberForUpdate(user, conv)
+		rec, _, m, err := l.memberForUpdate(user, conv)
 		if err != nil {
 			return false, nil, err
 		}
@@ -30,14 +30,14 @@ func (l *Log) UpdateSettings(ctx context.Context, user, conv string, c store.Set
 		b.Set(memberKey(user, conv), next.encode(), nil)
 		out.Settings, out.Version = next.settings, version
 		if c.Clear {
-			out.ReadSeq, out.MinSeq, out.LastMessage = next.readSeq, next.minSeq, nil
+			out.ReadSeq, out.MinSeq = next.readSeq, next.minSeq
 		}
 		return true, nil, nil
 	})
 	if err != nil {
 		return store.Member{}, err
 	}
-	return out, nil
+	return withLastMessage(l.db, out)
 }
 
 // applySettings applies c to s, a member's settings while their max seq is
