@@ -436,7 +436,6 @@ func (r *readMarker) mark(conv string, seq int64) {
 
 // run sends the read requests until the worker stops them.
 func (r *readMarker) run() {
-	var next map[string]int64
 	for {
 		select {
 		case <-r.w.stopReads:
@@ -445,10 +444,7 @@ func (r *readMarker) run() {
 		}
 		r.mu.Lock()
 		due := r.due
-		if next == nil {
-			next = make(map[string]int64)
-		}
-		r.due, next = next, nil
+		r.due = make(map[string]int64, len(due))
 		r.mu.Unlock()
 		for conv, seq := range due {
 			t0 := time.Now()
@@ -467,8 +463,6 @@ func (r *readMarker) run() {
 				r.w.readTotal.record(time.Since(t0))
 			}
 		}
-		clear(due)
-		next = due
 	}
 }
 

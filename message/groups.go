@@ -142,7 +142,7 @@ func (m *members) mayPost(user, conv string, now time.Time) error {
 func (s *Service) validateGroup(ctx context.Context, nm *store.NewMessage, conv string) error {
 	m, err := s.audience.get(ctx, conv)
 	if errors.Is(err, store.ErrNotFound) {
-		return protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
+		return noConversation(conv)
 	}
 	if err != nil {
 		return fmt.Errorf("message: audience of %s: %w", conv, err)

@@ -251,6 +251,12 @@ func notConversationID(conv string) error {
 	return protocol.Errorf(protocol.CodeInvalidArgument, "conv %q is not a conversation id", conv)
 }
 
+// noConversation is the error for a conversation that does not exist or
+// that the user is not in: the two are not told apart.
+func noConversation(conv string) error {
+	return protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
+}
+
 // Send is SendAsync that waits for the result.
 func (s *Service) Send(ctx context.Context, req SendRequest) (protocol.Ack, error) {
 	type result struct {
@@ -342,7 +348,7 @@ func (s *Service) validateConversation(ctx context.Context, nm *store.NewMessage
 	case conversation.Direct:
 		peer, ok := conversation.Peer(conv, nm.Sender)
 		if !ok {
-			return protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
+			return noConversation(conv)
 		}
 		if peer == nm.Sender {
 			return protocol.Errorf(protocol.CodeInvalidArgument, "cannot send a message to yourself")
@@ -377,7 +383,7 @@ func (s *Service) notMember(ctx context.Context, user, conv string) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("message: member: %w", err)
 	}
-	return protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
+	return noConversation(conv)
 }
 
 func (s *Service) commitLoop() {
@@ -507,7 +513,7 @@ func (s *Service) ack(p *pending) {
 		p.done(protocol.Ack{}, protocol.Errorf(protocol.CodeForbidden, "you are no longer a member of %q", p.req.Conversation))
 		return
 	case errors.Is(r.Err, store.ErrNotFound):
-		p.done(protocol.Ack{}, protocol.Errorf(protocol.CodeNotFound, "no conversation %q", p.req.Conversation))
+		p.done(protocol.Ack{}, noConversation(p.req.Conversation))
 		return
 	case r.Err != nil:
 		p.done(protocol.Ack{}, fmt.Errorf("message: commit: %w", r.Err))

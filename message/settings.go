@@ -53,7 +53,7 @@ func (s *Service) changeSettings(ctx context.Context, user, conv string, c store
 	}
 	m, err := s.store.UpdateSettings(ctx, user, conv, c)
 	if errors.Is(err, store.ErrNotFound) {
-		return protocol.Conversation{}, protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
+		return protocol.Conversation{}, noConversation(conv)
 	}
 	if err != nil {
 		return protocol.Conversation{}, fmt.Errorf("message: update settings: %w", err)

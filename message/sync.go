@@ -47,11 +47,6 @@ func checkConversationID(conv string) error {
 	return nil
 }
 
-// noConversation is the answer about a conversation the user is not in.
-func noConversation(conv string) error {
-	return protocol.Errorf(protocol.CodeNotFound, "no conversation %q", conv)
-}
-
 // Pull returns a page of the messages user may see in a conversation. From
 // must lie in the visible range [MinSeq, MaxSeq+1] unless it is 0 (the oldest
 // visible message going forward, the newest going backward); a backward pull

@@ -157,13 +157,18 @@ func (l *Log) memberView(g getter, user, conv string, rec *member) (store.Member
 		return store.Member{}, err
 	}
 	if !found {
-		return store.Member{}, fmt.Errorf("member %s of %s: %w: no head", user, conv, errCorrupt)
+		return store.Member{}, noHead(user, conv)
 	}
 	peer, err := peerOf(g, user, conv, &h)
 	if err != nil {
 		return store.Member{}, err
 	}
 	return withLastMessage(g, l.view(user, conv, &h, rec, peer))
+}
+
+// noHead is the error for a member record whose conversation has no head.
+func noHead(user, conv string) error {
+	return fmt.Errorf("member %s of %s: %w: no head", user, conv, errCorrupt)
 }
 
 // peerOf reads the record of user's peer in a direct conversation, or nil
@@ -342,8 +347,8 @@ func (l *Log) MessageRange(ctx context.Context, conv string, from, minSeq, maxSe
 func (l *Log) MarkRead(ctx context.Context, user, conv string, seq int64) (m store.Member, raised bool, err error) {
 	above := false
 	m, err = l.updateMember(ctx, "mark read", user, conv, true, func(m store.Member) (readSeq, minSeq int64) {
-		above, raised = seq > m.MaxSeq, seq > m.ReadSeq && seq <= m.MaxSeq
-		if !raised {
+		above = seq > m.MaxSeq
+		if raised = !above && seq > m.ReadSeq; !raised {
 			return m.ReadSeq, m.MinSeq
 		}
 		return seq, m.MinSeq
@@ -409,7 +414,7 @@ func (l *Log) memberForUpdate(user, conv string) (rec member, peer *member, m st
 	}
 	h, err := l.headLocked(conv)
 	if err == nil && h == nil {
-		err = fmt.Errorf("member %s of %s: %w: no head", user, conv, errCorrupt)
+		err = noHead(user, conv)
 	}
 	if err == nil {
 		peer, err = peerOf(l.db, user, conv, h)
